@@ -1,0 +1,120 @@
+"""The Hydra entry of ``cardiobench run``: one resolved config -> one run folder -> metrics -> page."""
+from __future__ import annotations
+
+import logging
+import sys
+import time
+
+import hydra
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from . import tasks
+from .config import CONF_DIR, register_configs, resolve
+from .errors import CardiobenchError
+from .config import PROJECT_DIR
+from .runs import Run, default_run_dir, git_commit, latest_unfinished, now_iso, versions
+from .train import seed_everything
+
+log = logging.getLogger("cardiobench")
+
+
+def setup_logging(log_file) -> None:
+    root = logging.getLogger("cardiobench")
+    root.setLevel(logging.INFO)
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
+    console = logging.StreamHandler(sys.stderr)
+    console.setFormatter(logging.Formatter("%(message)s"))
+    root.addHandler(console)
+    if log_file is not None:
+        fh = logging.FileHandler(log_file)
+        fh.setFormatter(fmt)
+        root.addHandler(fh)
+    root.propagate = False
+
+
+def pick_device(profile: DictConfig) -> str:
+    if profile.device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return profile.device
+
+
+def execute(cfg: DictConfig) -> Run:
+    """Run a resolved config end to end; the run folder is the only output."""
+    from pathlib import Path
+
+    if cfg.run_dir:
+        path = Path(cfg.run_dir)
+    elif cfg.resume:
+        path = latest_unfinished(cfg)
+        if path is None:
+            raise CardiobenchError("resume=true but no unfinished run of this task/baseline/profile/seed was found; "
+                                   "give --run-dir")
+    else:
+        path = default_run_dir(cfg)
+    run = Run(path)
+    if run.finished and cfg.resume:
+        log.info("%s already finished; nothing to resume", path)
+        return run
+    if path.exists() and any(path.iterdir()) and not cfg.resume:
+        raise CardiobenchError(f"{path}: run folder exists and is not empty; use resume=true or another --run-dir")
+    path.mkdir(parents=True, exist_ok=True)
+    setup_logging(run.log_file)
+    cfg.run_dir = str(path)
+    run.write_config(cfg)
+
+    if cfg.profile.threads:
+        torch.set_num_threads(int(cfg.profile.threads))
+    seed_everything(int(cfg.seed), deterministic=bool(cfg.profile.deterministic))
+    device = pick_device(cfg.profile)
+    task = tasks.get(cfg.task.name)
+    from .tasks.data_source import resolve_source
+
+    started = now_iso()
+    t0 = time.time()
+    run.update_manifest(task=cfg.task.name, task_version=int(cfg.task.version), baseline=cfg.baseline.name,
+                        profile=cfg.profile.name, model=cfg.model.name, seed=int(cfg.seed), status="running",
+                        started=run.manifest().get("started", started), versions=versions(),
+                        git_commit=git_commit(PROJECT_DIR), device=device, threads=torch.get_num_threads(),
+                        command=" ".join(sys.argv))
+    try:
+        source = resolve_source(cfg)
+        run.update_manifest(data={"root": str(source.root), "is_twin": source.is_twin,
+                                  "fingerprint": source.fingerprint, "format": cfg.task.format})
+        predictions = task.run(cfg, run, source, device)
+        run.write_predictions(predictions)
+        t_train = time.time() - t0
+        metrics = task.evaluate(predictions, cfg)
+        run.write_metrics(metrics)
+    except KeyboardInterrupt:
+        run.update_manifest(status="interrupted", ended=now_iso())
+        raise
+    except Exception as exc:
+        run.update_manifest(status="failed", ended=now_iso(), error=f"{type(exc).__name__}: {exc}")
+        raise
+    run.update_manifest(status="finished", ended=now_iso(), wall_seconds={"train_predict": round(t_train, 1),
+                                                                         "total": round(time.time() - t0, 1)})
+    return run
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+def main(cfg: DictConfig) -> None:
+    from .cli import finish_run
+
+    try:
+        cfg = resolve(cfg, list(HydraConfig.get().overrides.task))
+        run = execute(cfg)
+        finish_run(run, cfg)
+    except CardiobenchError as exc:  # the user's input: one clear line, no traceback
+        print(f"cardiobench: error: {exc}", file=sys.stderr)
+        sys.exit(1)
+
+
+def hydra_entry(overrides: list[str]) -> None:
+    """Hand all overrides, kept together, to the ``@hydra.main`` entry (so --multirun works)."""
+    register_configs()
+    sys.argv = [sys.argv[0], *overrides]
+    main()

@@ -1,0 +1,217 @@
+"""``cardiobench`` command line: a thin dispatcher; ``run`` hands over to Hydra.
+
+Errors in the user's input (a file, a value) print one clear line and exit non-zero, no traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import CardiobenchError
+
+EPILOG_RUN = """\
+examples:
+  cardiobench run --task echonet_ef                      smoke profile on the synthetic twin
+  cardiobench run --task echonet_ef seed=1 train.epochs=2
+  cardiobench run --task echonet_ef --profile paper data.root=/data/EchoNet-Dynamic
+  cardiobench run --task echonet_ef --run-dir runs/x resume=true   continue an interrupted run
+  cardiobench run --task echonet_ef --multirun seed=0,1,2          Hydra multirun (joblib/submitit launchers)
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="cardiobench",
+        description="Benchmark-and-reproduction suite for cardiac imaging AI: re-run published baselines with "
+                    "fixed seeds, score them with honest confidence intervals, compare, and publish a leaderboard.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Run `cardiobench COMMAND --help` for each command's options.",
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    sub.add_parser("list", help="tasks, baselines, profiles, and whether real data is configured",
+                   description="List tasks, their baselines and profiles, and where each task's data comes from.")
+
+    r = sub.add_parser("run", help="train + predict + score one baseline on one task",
+                       description="Compose task + baseline + profile with Hydra, train with a fixed seed, predict the "
+                                   "test split, compute metrics with CIs, and render the task's leaderboard page. "
+                                   "Trailing key=value arguments are Hydra overrides.",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG_RUN)
+    r.add_argument("--task", required=True, help="task name (see `cardiobench list`)")
+    r.add_argument("--baseline", help="baseline recipe (default: the task's reference baseline)")
+    r.add_argument("--profile", default=None, choices=["smoke", "paper"],
+                   help="smoke: tiny sizes on CPU in minutes (default); paper: the published recipe (GPU, real data)")
+    r.add_argument("--run-dir", help="put the run folder exactly here")
+    r.add_argument("--multirun", "-m", action="store_true", help="Hydra multirun over comma-separated values")
+    r.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="Hydra overrides, e.g. seed=1 data.root=/data/EchoNet-Dynamic train.epochs=2 resume=true")
+
+    e = sub.add_parser("evaluate", help="recompute metrics.json from a run's predictions.csv",
+                       description="Recompute metrics.json from predictions.csv alone (works on runs made elsewhere).")
+    e.add_argument("run_dir", help="a run folder")
+
+    d = sub.add_parser("data", help="synthesize or verify datasets", description="Synthetic twins and integrity checks.")
+    dsub = d.add_subparsers(dest="data_command", metavar="ACTION")
+    s = dsub.add_parser("synth", help="write a synthetic twin in a dataset's real on-disk format",
+                        description="Write a synthetic twin whose labels are measured from its own phantom geometry.")
+    s.add_argument("format", choices=["echonet_dynamic"])
+    s.add_argument("--out", required=True, help="output folder (must not exist)")
+    s.add_argument("--n", type=int, default=500, help="number of videos (default 500)")
+    s.add_argument("--seed", type=int, default=0, help="seed (default 0); same seed, same bytes")
+    s.add_argument("--workers", type=int, default=2, help="processes (default 2)")
+    v = dsub.add_parser("verify", help="check every file of a dataset folder",
+                        description="Check FileList/VolumeTracings and decode every video; one line per problem, "
+                                    "exit 1 if any error.")
+    v.add_argument("format", choices=["echonet_dynamic"])
+    v.add_argument("root", help="dataset folder")
+    v.add_argument("--no-decode", action="store_true", help="skip decoding videos (index files only)")
+
+    rep = sub.add_parser("report", help="render the HTML leaderboard from run folders",
+                         description="Render a static leaderboard site from run folders and published numbers.")
+    rep.add_argument("runs", nargs="*", default=["runs"], help="run folders or parents of run folders (default: runs)")
+    rep.add_argument("--out", default=None, help="site folder (default: leaderboards/site)")
+    return p
+
+
+def cmd_list() -> int:
+    from omegaconf import OmegaConf
+
+    from .config import CONF_DIR, baseline_files, load_baseline, load_task, task_names
+    from .tasks.data_source import twin_dir
+
+    cfg_data = OmegaConf.load(CONF_DIR / "config.yaml").data
+    profiles = sorted(p.stem for p in (CONF_DIR / "profile").glob("*.yaml"))
+    for t in task_names():
+        task = load_task(t)
+        print(f"task {task.name} (v{task.version}): {task.description}")
+        print(f"  format {task.format}; main score {task.main_score} ({task.main_score_direction} is better); "
+              f"metrics {', '.join(task.metrics)}")
+        root = cfg_data.root
+        print(f"  data: {'real data at ' + str(root) if root else 'no data.root configured -> synthetic twin'}")
+        for name in baseline_files():
+            b = load_baseline(name)
+            if b.baseline.task == t:
+                ref = "  (reference)" if name == task.reference_baseline else ""
+                print(f"  baseline {name}{ref}: {b.baseline.title}; model {b.model.name}; "
+                      f"profiles {', '.join(b.profiles)}")
+    print(f"profiles: {', '.join(profiles)}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .app import hydra_entry
+    from .config import baseline_files, load_baseline, load_task
+
+    task = load_task(args.task)
+    baseline = args.baseline or task.reference_baseline
+    meta = load_baseline(baseline)
+    if meta.baseline.task != task.name:
+        raise CardiobenchError(f"baseline {baseline!r} is for task {meta.baseline.task!r}, not {task.name!r}")
+    overrides = [f"task={task.name}", f"baseline={baseline}"]
+    if args.profile:
+        overrides.append(f"profile={args.profile}")
+    if args.run_dir:
+        overrides.append(f"run_dir={Path(args.run_dir)}")
+    for o in args.overrides:
+        if "=" not in o:
+            raise CardiobenchError(f"override {o!r} is not key=value")
+    overrides += args.overrides
+    if args.multirun:
+        overrides.insert(0, "--multirun")
+    hydra_entry(overrides)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from . import tasks
+    from .runs import Run
+
+    run = Run.open(args.run_dir)
+    cfg = run.config()
+    metrics = tasks.get(cfg.task.name).evaluate(run.predictions(), cfg)
+    run.write_metrics(metrics)
+    print_metrics(metrics, cfg)
+    print(f"wrote {run.metrics_file}")
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from .data import echonet_dynamic
+
+    fmt = {"echonet_dynamic": echonet_dynamic}[args.format]
+    if args.data_command == "synth":
+        out = fmt.synthesize(args.out, n=args.n, seed=args.seed, workers=args.workers)
+        print(f"wrote {args.n}-video {args.format} twin to {out}")
+        return 0
+    problems = fmt.verify(args.root, decode=not args.no_decode)
+    for p in problems:
+        print(p)
+    errors = sum(p.severity == "error" for p in problems)
+    warnings = len(problems) - errors
+    print(f"{args.root}: {errors} error(s), {warnings} warning(s)", file=sys.stderr)
+    return 1 if errors else 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import render_site
+
+    index = render_site(args.runs, args.out)
+    print(index)
+    return 0
+
+
+def print_metrics(metrics: dict, cfg) -> None:
+    rows = [(k, v) for k, v in metrics.items() if not k.startswith("_") and isinstance(v, dict) and "value" in v]
+    print(f"\n{cfg.task.name} / {cfg.baseline.name} / {cfg.profile.name} profile, seed {cfg.seed}")
+    print(f"{'metric':<8} {'value':>9} {'CI':>22}  {'method':<16} n")
+    for k, v in rows:
+        ci = f"[{v['low']:.4g}, {v['high']:.4g}]"
+        print(f"{k:<8} {v['value']:>9.4g} {ci:>22}  {v['level']:.0%} {v['method']:<12} {v['n']}")
+
+
+def finish_run(run, cfg) -> None:
+    """Print the metrics table and (if enabled) render the leaderboard and print its page's path."""
+    print_metrics(run.metrics(), cfg)
+    print(f"\nrun folder: {run.path}")
+    if cfg.get("report", True):
+        from .report import render_site
+
+        render_site([cfg.runs_root, run.path], None)
+        from .report import task_page_path
+
+        print(f"leaderboard page: {task_page_path(None, cfg.task.name).resolve()}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # key=value overrides may come before or after --options
+        if args.command != "run" or any(e.startswith("-") for e in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.overrides = [*args.overrides, *extra]
+    try:
+        if args.command == "list":
+            return cmd_list()
+        if args.command == "run":
+            return cmd_run(args)
+        if args.command == "evaluate":
+            return cmd_evaluate(args)
+        if args.command == "data":
+            if not args.data_command:
+                _parser().parse_args(["data", "--help"])
+            return cmd_data(args)
+        if args.command == "report":
+            return cmd_report(args)
+        _parser().print_help()
+        return 0
+    except CardiobenchError as exc:
+        print(f"cardiobench: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("cardiobench: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""Echo video clips for training and testing, decoded once into memory as uint8.
+
+A clip is ``frames`` frames taken every ``period`` frames from a start frame, normalised by the
+training set's mean and SD, shaped (C=3, T, H, W) as torchvision's video ResNets expect (the gray
+echo replicated over 3 channels, like the RGB AVIs of EchoNet-Dynamic).
+"""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Sequence
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from tqdm.auto import tqdm
+
+from ..errors import DataError
+from .problems import Problem
+from .video import read_avi
+
+
+def load_videos(paths: Sequence[str], size: int, names: Sequence[str], progress: bool = True,
+                workers: int = 2) -> tuple[list[np.ndarray | None], list[Problem]]:
+    """Decode each video once and resize its frames to ``size`` px; failures become Problems."""
+
+    def one(path: str) -> np.ndarray | str:
+        try:
+            v = read_avi(path)
+        except DataError as exc:
+            return str(exc)
+        if v.shape[1:] != (size, size):
+            v = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in v])
+        return v
+
+    videos: list[np.ndarray | None] = []
+    problems: list[Problem] = []
+    with ThreadPoolExecutor(workers) as pool:
+        for name, out in zip(names, tqdm(pool.map(one, paths), total=len(paths), desc="decode videos",
+                                         disable=not progress, unit="video")):
+            if isinstance(out, str):
+                path, _, msg = out.partition(": ")
+                problems.append(Problem(path, f"{msg}; {name} skipped", sample=name))
+                videos.append(None)
+            else:
+                videos.append(out)
+    return videos, problems
+
+
+def intensity_stats(videos: Sequence[np.ndarray], max_videos: int = 128) -> tuple[float, float]:
+    """Mean and SD of pixel intensity over (up to ``max_videos`` of) the training videos."""
+    sample = videos[:max_videos]
+    total = sum(v.size for v in sample)
+    mean = sum(float(v.sum(dtype=np.float64)) for v in sample) / total
+    var = sum(float(np.square(v - mean, dtype=np.float64).sum()) for v in sample) / total
+    return mean, float(np.sqrt(var))
+
+
+class EchoClips(Dataset):
+    """One clip per video per item; where the clip starts is drawn from a seeded generator.
+
+    ``seed`` and :meth:`set_epoch` fix each item's clip start independently of worker count and
+    iteration order, so training is reproducible and resumable at epoch boundaries.
+    """
+
+    def __init__(self, videos: Sequence[np.ndarray], targets: Sequence[float], frames: int, period: int,
+                 mean: float, std: float, seed: int = 0):
+        self.videos, self.targets = list(videos), np.asarray(targets, dtype=np.float32)
+        self.frames, self.period = frames, period
+        self.mean, self.std = mean, std
+        self.seed, self.epoch = seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def clip(self, video: np.ndarray, start: int) -> torch.Tensor:
+        idx = start + self.period * np.arange(self.frames)
+        idx = idx[idx < len(video)]
+        x = video[idx]
+        if len(idx) < self.frames:  # short video: pad with zero frames, as EchoNet-Dynamic does
+            x = np.concatenate([x, np.zeros((self.frames - len(idx), *video.shape[1:]), video.dtype)])
+        x = (torch.from_numpy(x).float() - self.mean) / self.std
+        return x.unsqueeze(0).expand(3, -1, -1, -1)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        video = self.videos[i]
+        span = (self.frames - 1) * self.period + 1
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        start = int(rng.integers(0, max(1, len(video) - span + 1)))
+        return self.clip(video, start), torch.tensor(self.targets[i])

@@ -1,0 +1,269 @@
+"""EchoNet-Dynamic on-disk format (Ouyang et al., Nature 2020) and its synthetic twin.
+
+Released layout::
+
+    FileList.csv        FileName,EF,ESV,EDV,FrameHeight,FrameWidth,FPS,NumberOfFrames,Split
+                        (FileName without extension; Split TRAIN/VAL/TEST)
+    VolumeTracings.csv  FileName,X1,Y1,X2,Y2,Frame  (FileName *with* .avi; two traced frames per
+                        video in file order; per frame the first row is the long axis, the rest
+                        are the disk chords)
+    Videos/<FileName>.avi   112x112 apical-4-chamber echo videos
+
+Real quirks accepted: FileName with or without extension, any case of Split, extra files or
+columns. Anything skipped is reported as a :class:`~cardiobench.data.problems.Problem`.
+"""
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from ..errors import DataError
+from .problems import Problem
+from .twins import echo_phantom
+from .video import read_avi, write_avi
+
+NAME = "echonet_dynamic"
+FILELIST = "FileList.csv"
+TRACINGS = "VolumeTracings.csv"
+VIDEOS = "Videos"
+FILELIST_COLUMNS = ["FileName", "EF", "ESV", "EDV", "FrameHeight", "FrameWidth", "FPS", "NumberOfFrames", "Split"]
+REQUIRED_COLUMNS = ["FileName", "EF", "Split"]
+TRACING_HEADER = ["FileName", "X1", "Y1", "X2", "Y2", "Frame"]
+SPLITS = ("TRAIN", "VAL", "TEST")
+TWIN_VERSION = 1  # bump when the phantom changes: it is part of the twin's cache key
+
+
+@dataclass
+class Tracing:
+    """One traced frame: the long axis (x1, y1, x2, y2) and the disk chords (k, 4)."""
+
+    frame: int
+    axis: np.ndarray
+    chords: np.ndarray
+
+    def volume(self, pixel_cm: float = echo_phantom.PIXEL_CM) -> float:
+        return echo_phantom.disk_volume(self.axis, self.chords, pixel_cm)
+
+
+@dataclass
+class EchoNetDynamic:
+    """A parsed EchoNet-Dynamic folder: usable samples, tracings and the problems found."""
+
+    root: Path
+    samples: pd.DataFrame  # one row per usable video; columns of FileList.csv plus `path`
+    tracings: dict[str, list[Tracing]] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+    def split(self, name: str) -> pd.DataFrame:
+        return self.samples[self.samples.Split == name].reset_index(drop=True)
+
+
+def _strip_avi(name: str) -> str:
+    name = str(name).strip()
+    return name[:-4] if name.lower().endswith(".avi") else name
+
+
+def read(root: str | os.PathLike, tracings: bool = True) -> EchoNetDynamic:
+    """Parse FileList.csv (and VolumeTracings.csv) under ``root`` without decoding videos.
+
+    Raises :class:`DataError` when the folder or FileList.csv is unusable; per-sample problems
+    (bad EF, unknown split, missing video, duplicate name) exclude that sample and are reported.
+    """
+    root = Path(root)
+    flist = root / FILELIST
+    if not root.is_dir():
+        raise DataError(f"{root}: data folder not found")
+    if not flist.is_file():
+        raise DataError(f"{flist}: not found (an EchoNet-Dynamic folder holds FileList.csv, VolumeTracings.csv, Videos/)")
+    try:
+        df = pd.read_csv(flist)
+    except Exception as exc:  # pandas raises many types for malformed CSV
+        raise DataError(f"{flist}: cannot be parsed as CSV ({exc})") from None
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    if missing:
+        raise DataError(f"{flist}: missing column(s) {', '.join(missing)}; found {', '.join(map(str, df.columns))}")
+
+    problems: list[Problem] = []
+    df = df.copy()
+    df["FileName"] = df["FileName"].map(_strip_avi)
+    df["Split"] = df["Split"].astype(str).str.strip().str.upper()
+    df["EF"] = pd.to_numeric(df["EF"], errors="coerce")
+    df["path"] = [str(root / VIDEOS / f"{n}.avi") for n in df.FileName]
+    keep = np.ones(len(df), dtype=bool)
+    seen: set[str] = set()
+    for i, row in enumerate(df.itertuples(index=False)):
+        where = f"{flist} row {i + 2}"  # +1 header, +1 one-based
+        if row.FileName in seen:
+            problems.append(Problem(where, f"duplicate FileName {row.FileName}; later row skipped", sample=row.FileName))
+            keep[i] = False
+            continue
+        seen.add(row.FileName)
+        if not (math.isfinite(row.EF) and 0 <= row.EF <= 100):
+            problems.append(Problem(where, f"EF is {row.EF!r}, not a number in [0, 100]; {row.FileName} skipped", sample=row.FileName))
+            keep[i] = False
+        if row.Split not in SPLITS:
+            problems.append(Problem(where, f"Split {row.Split!r} is not one of {', '.join(SPLITS)}; {row.FileName} skipped", sample=row.FileName))
+            keep[i] = False
+        if not Path(row.path).is_file():
+            problems.append(Problem(row.path, f"video listed in {FILELIST} is missing; {row.FileName} skipped", sample=row.FileName))
+            keep[i] = False
+    samples = df[keep].reset_index(drop=True)
+    listed = set(df.FileName)
+    if (root / VIDEOS).is_dir():
+        for p in sorted((root / VIDEOS).glob("*.avi")):
+            if p.stem not in listed:
+                problems.append(Problem(str(p), f"video not listed in {FILELIST}; ignored", severity="warning"))
+
+    traced: dict[str, list[Tracing]] = {}
+    if tracings:
+        traced, tprob = read_tracings(root / TRACINGS, listed)
+        problems.extend(tprob)
+    return EchoNetDynamic(root=root, samples=samples, tracings=traced, problems=problems)
+
+
+def read_tracings(path: Path, listed: set[str] | None = None) -> tuple[dict[str, list[Tracing]], list[Problem]]:
+    """Parse VolumeTracings.csv: per video, its traced frames in file order."""
+    if not path.is_file():
+        return {}, [Problem(str(path), "not found; no tracings available", severity="warning")]
+    with open(path, newline="") as fh:
+        header = fh.readline().strip().lstrip("\ufeff")
+    cols = [c.strip() for c in header.split(",")]
+    if cols != TRACING_HEADER:
+        return {}, [Problem(str(path), f"header is {header!r}, expected {','.join(TRACING_HEADER)!r}; tracings not used")]
+    df = pd.read_csv(path)
+    problems: list[Problem] = []
+    for c in TRACING_HEADER[1:]:
+        df[c] = pd.to_numeric(df[c], errors="coerce")
+    bad = df[TRACING_HEADER[1:]].isna().any(axis=1)
+    for i in np.nonzero(bad.to_numpy())[0]:
+        problems.append(Problem(f"{path} row {i + 2}", "non-numeric coordinate or frame; row skipped"))
+    df = df[~bad]
+    df["FileName"] = df["FileName"].map(_strip_avi)
+    out: dict[str, list[Tracing]] = {}
+    for name, g in df.groupby("FileName", sort=False):
+        if listed is not None and name not in listed:
+            problems.append(Problem(str(path), f"tracings for {name}, which is not in {FILELIST}; ignored", severity="warning"))
+            continue
+        frames = []
+        for frame, fg in g.groupby("Frame", sort=False):
+            xy = fg[["X1", "Y1", "X2", "Y2"]].to_numpy(dtype=np.float64)
+            if len(xy) < 2:
+                problems.append(Problem(str(path), f"{name} frame {int(frame)} has {len(xy)} row(s), need a long axis and chords", sample=name))
+                continue
+            frames.append(Tracing(frame=int(frame), axis=xy[0], chords=xy[1:]))
+        if len(frames) != 2:
+            problems.append(Problem(str(path), f"{name} has {len(frames)} traced frame(s), expected 2", severity="warning", sample=name))
+        out[name] = frames
+    return out, problems
+
+
+def ed_es(tracings: list[Tracing]) -> tuple[Tracing, Tracing]:
+    """(end-diastolic, end-systolic) tracing: the larger and smaller traced volume, not file order."""
+    a, b = tracings[0], tracings[-1]
+    return (a, b) if a.volume() >= b.volume() else (b, a)
+
+
+def verify(root: str | os.PathLike, decode: bool = True, progress: bool = True, workers: int = 2) -> list[Problem]:
+    """Check every file once: FileList rows, tracings, and (``decode``) every video's frames."""
+    ds = read(root)
+    problems = list(ds.problems)
+    if decode and len(ds.samples):
+        rows = list(ds.samples.itertuples(index=False))
+
+        def check(row) -> list[Problem]:
+            try:
+                video = read_avi(row.path)
+            except DataError as exc:
+                path, _, msg = str(exc).partition(": ")
+                return [Problem(path, msg, sample=row.FileName)]
+            out = []
+            n_decl = getattr(row, "NumberOfFrames", None)
+            if n_decl is not None and not pd.isna(n_decl) and int(n_decl) != len(video):
+                out.append(Problem(row.path, f"decoded {len(video)} frames, {FILELIST} says {int(n_decl)}", severity="warning", sample=row.FileName))
+            for t in ds.tracings.get(row.FileName, []):
+                if not 0 <= t.frame < len(video):
+                    out.append(Problem(row.path, f"traced frame {t.frame} is beyond the video's {len(video)} frames", sample=row.FileName))
+            return out
+
+        with ThreadPoolExecutor(workers) as pool:
+            for found in tqdm(pool.map(check, rows), total=len(rows), desc="verify videos", disable=not progress, unit="video"):
+                problems.extend(found)
+    return problems
+
+
+# ----------------------------------------------------------------------------- synthetic twin
+
+
+def _twin_video(args: tuple[int, np.random.SeedSequence, str]) -> tuple[dict, list[tuple]]:
+    index, seq, videos = args
+    rng = np.random.default_rng(seq)
+    name = "0X" + "".join(f"{b:02X}" for b in rng.integers(0, 256, 8))
+    ph = echo_phantom.sample(rng)
+    write_avi(Path(videos) / f"{name}.avi", echo_phantom.render(ph), echo_phantom.FPS)
+    ed, es = ph.traced_frames()
+    vols, rows = {}, []
+    for frame in (ed, es):  # EchoNet lists traced frames in file order; readers decide ED/ES by volume
+        axis, chords = echo_phantom.trace(ph, frame)
+        vols[frame] = echo_phantom.disk_volume(axis, chords)
+        for seg in (axis, *chords):
+            rows.append((f"{name}.avi", *np.round(seg, 4), frame))
+    edv, esv = vols[ed], vols[es]
+    row = dict(
+        FileName=name,
+        EF=round(100 * (edv - esv) / edv, 4),
+        ESV=round(esv, 4),
+        EDV=round(edv, 4),
+        FrameHeight=echo_phantom.SIZE,
+        FrameWidth=echo_phantom.SIZE,
+        FPS=echo_phantom.FPS,
+        NumberOfFrames=ph.n_frames,
+    )
+    return row, rows
+
+
+def synthesize(out: str | os.PathLike, n: int = 500, seed: int = 0, split: tuple[float, float] = (0.7, 0.15),
+               workers: int = 2, progress: bool = True) -> Path:
+    """Write an EchoNet-Dynamic-format twin of ``n`` phantom videos to ``out`` (atomically).
+
+    Deterministic for a given ``(n, seed)``, whatever ``workers``. EF, ESV and EDV in FileList.csv
+    are measured from the traced chords by the method of disks.
+    """
+    out = Path(out)
+    if out.exists():
+        raise DataError(f"{out}: already exists; remove it or choose another --out")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+    try:
+        (tmp / VIDEOS).mkdir()
+        seqs = np.random.SeedSequence(seed).spawn(n)
+        jobs = [(i, s, str(tmp / VIDEOS)) for i, s in enumerate(seqs)]
+        if workers > 1:
+            with ProcessPoolExecutor(workers) as pool:
+                results = list(tqdm(pool.map(_twin_video, jobs, chunksize=4), total=n, desc="synthesize echo twin",
+                                    disable=not progress, unit="video"))
+        else:
+            results = [_twin_video(j) for j in tqdm(jobs, desc="synthesize echo twin", disable=not progress, unit="video")]
+        order = np.random.default_rng(seed).permutation(n)
+        n_train, n_val = int(round(split[0] * n)), int(round(split[1] * n))
+        splits = np.empty(n, dtype=object)
+        splits[order[:n_train]] = "TRAIN"
+        splits[order[n_train:n_train + n_val]] = "VAL"
+        splits[order[n_train + n_val:]] = "TEST"
+        flist = pd.DataFrame([r for r, _ in results], columns=FILELIST_COLUMNS[:-1])
+        flist["Split"] = splits
+        flist.to_csv(tmp / FILELIST, index=False)
+        pd.DataFrame([t for _, ts in results for t in ts], columns=TRACING_HEADER).to_csv(tmp / TRACINGS, index=False)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out

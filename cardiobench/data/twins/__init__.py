@@ -1,0 +1,1 @@
+"""Physically grounded phantom generators; labels are measured from the phantom geometry."""

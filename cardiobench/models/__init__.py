@@ -1,0 +1,32 @@
+"""Architecture builders registered by name: ``build("r2plus1d_18", **cfg)``."""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch.nn as nn
+
+from ..errors import CardiobenchError
+
+_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        _REGISTRY[name] = fn
+        return fn
+
+    return deco
+
+
+def names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def build(name: str, **kwargs) -> nn.Module:
+    """Build a registered model with random initialisation (or local weights via ``weights=``)."""
+    if name not in _REGISTRY:
+        raise CardiobenchError(f"unknown model {name!r}; registered: {', '.join(names())}")
+    return _REGISTRY[name](**kwargs)
+
+
+from . import video_resnet  # noqa: E402,F401  (registers the video ResNets)

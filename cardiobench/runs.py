@@ -1,0 +1,142 @@
+"""The run folder: the contract between training and everything after it.
+
+::
+
+    runs/<task>/<baseline>/<run_id>/
+      config.yaml      resolved config, written before training starts
+      manifest.json    seed, versions, git commit, data fingerprint, device, wall times, status
+      predictions.csv  sample_id, patient_id, split, targets, predictions
+      metrics.json     {metric: {value, low, high, level, method, n}}
+      checkpoints/     last.pt (resume) and best.pt
+      log.txt
+"""
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+from . import __version__
+from .errors import CardiobenchError
+from .io import write_json, write_text
+
+STATUSES = ("running", "finished", "failed", "interrupted")
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def git_commit(path: Path) -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=path,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "") if out.returncode == 0 else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def versions() -> dict[str, str]:
+    import numpy
+    import scipy
+    import torch
+    import torchvision
+
+    return {"cardiobench": __version__, "python": platform.python_version(), "torch": torch.__version__,
+            "torchvision": torchvision.__version__, "numpy": numpy.__version__, "scipy": scipy.__version__,
+            "pandas": pd.__version__}
+
+
+@dataclass
+class Run:
+    """A run folder on disk."""
+
+    path: Path
+
+    config_file = property(lambda self: self.path / "config.yaml")
+    manifest_file = property(lambda self: self.path / "manifest.json")
+    predictions_file = property(lambda self: self.path / "predictions.csv")
+    metrics_file = property(lambda self: self.path / "metrics.json")
+    checkpoints = property(lambda self: self.path / "checkpoints")
+    log_file = property(lambda self: self.path / "log.txt")
+
+    @classmethod
+    def open(cls, path: str | Path) -> "Run":
+        """An existing run folder (it must hold config.yaml)."""
+        run = cls(Path(path))
+        if not run.config_file.is_file():
+            raise CardiobenchError(f"{run.path}: not a run folder (no config.yaml)")
+        return run
+
+    def config(self) -> DictConfig:
+        return OmegaConf.load(self.config_file)
+
+    def manifest(self) -> dict[str, Any]:
+        if not self.manifest_file.is_file():
+            return {}
+        return json.loads(self.manifest_file.read_text())
+
+    def update_manifest(self, **fields: Any) -> dict[str, Any]:
+        m = self.manifest()
+        m.update(fields)
+        write_json(self.manifest_file, m)
+        return m
+
+    def write_config(self, cfg: DictConfig) -> None:
+        write_text(self.config_file, OmegaConf.to_yaml(cfg, resolve=True))
+
+    def predictions(self) -> pd.DataFrame:
+        if not self.predictions_file.is_file():
+            raise CardiobenchError(f"{self.predictions_file}: not found (the run has not predicted yet)")
+        return pd.read_csv(self.predictions_file, dtype={"sample_id": str, "patient_id": str})
+
+    def write_predictions(self, df: pd.DataFrame) -> None:
+        write_text(self.predictions_file, df.to_csv(index=False, float_format="%.6f"))
+
+    def metrics(self) -> dict[str, Any]:
+        if not self.metrics_file.is_file():
+            return {}
+        return json.loads(self.metrics_file.read_text())
+
+    def write_metrics(self, metrics: dict[str, Any]) -> None:
+        write_json(self.metrics_file, metrics)
+
+    @property
+    def finished(self) -> bool:
+        return self.manifest().get("status") == "finished"
+
+
+def default_run_dir(cfg: DictConfig) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path(cfg.runs_root) / cfg.task.name / cfg.baseline.name / f"{cfg.profile.name}-s{cfg.seed}-{stamp}"
+
+
+def latest_unfinished(cfg: DictConfig) -> Path | None:
+    """The newest unfinished run of this task/baseline/profile/seed (what ``resume=true`` continues)."""
+    parent = Path(cfg.runs_root) / cfg.task.name / cfg.baseline.name
+    found = sorted(parent.glob(f"{cfg.profile.name}-s{cfg.seed}-*"))
+    for p in reversed(found):
+        if (p / "config.yaml").is_file() and not Run(p).finished:
+            return p
+    return None
+
+
+def find_runs(paths: list[str | Path]) -> list[Run]:
+    """Every run folder at or below the given paths."""
+    out = []
+    for p in map(Path, paths):
+        if (p / "config.yaml").is_file():
+            out.append(Run(p))
+        elif p.is_dir():
+            out.extend(Run(c.parent) for c in sorted(p.rglob("config.yaml")) if "_multirun" not in c.parts
+                       and (c.parent / "manifest.json").is_file())
+    return out
