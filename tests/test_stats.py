@@ -1,0 +1,90 @@
+"""Bootstrap CIs against scipy.stats.bootstrap, cluster resampling, and input validation."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats as ss
+from sklearn.metrics import r2_score
+
+from cardiobench import stats
+from cardiobench.stats.metrics import auc, midrank
+
+
+def _mae(a, b, axis=-1):
+    return np.abs(a - b).mean(axis=axis)
+
+
+@pytest.mark.parametrize("method", ["percentile", "basic", "bca"])
+def test_matches_scipy(method):
+    rng = np.random.default_rng(1)
+    y = rng.normal(50, 10, 400)
+    p = y + rng.gamma(2, 2, 400)  # skewed errors
+    ours = stats.bootstrap_ci("mae", y, p, method=method, n_resamples=9999, seed=0)
+    ref = ss.bootstrap((y, p), _mae, paired=True, method="BCa" if method == "bca" else method,
+                       n_resamples=9999, random_state=0).confidence_interval
+    width = ref.high - ref.low
+    # Different random streams: agree within Monte-Carlo error (a few % of the width).
+    assert abs(ours.low - ref.low) < 0.05 * width and abs(ours.high - ref.high) < 0.05 * width
+    assert ours.estimate == pytest.approx(_mae(y, p))
+
+
+def test_callable_equals_named_fast_path():
+    rng = np.random.default_rng(2)
+    y, p = rng.normal(size=200), rng.normal(size=200)
+    g = np.repeat(np.arange(40), 5)
+    fast = stats.bootstrap_ci("mae", y, p, groups=g, n_resamples=2000, seed=5)
+    slow = stats.bootstrap_ci(lambda a, b: np.abs(a - b).mean(), y, p, groups=g, n_resamples=2000, seed=5)
+    assert fast.low == pytest.approx(slow.low) and fast.high == pytest.approx(slow.high)
+
+
+def test_named_metrics_match_sklearn():
+    rng = np.random.default_rng(3)
+    y, p = rng.normal(size=100), rng.normal(size=100)
+    assert stats.r2(y, p) == pytest.approx(r2_score(y, p))
+    assert stats.mae(y, p) == pytest.approx(np.mean(np.abs(y - p)))
+    assert stats.rmse(y, p) == pytest.approx(np.sqrt(np.mean((y - p) ** 2)))
+
+
+def test_cluster_bootstrap_is_wider_and_covers():
+    """10 rows per patient, strongly correlated within patient: resample patients, not rows."""
+    rng = np.random.default_rng(4)
+    covered_rows = covered_pat = 0
+    widths = []
+    reps = 150
+    for _ in range(reps):
+        patient = rng.normal(0, 1, 30)
+        x = np.repeat(patient, 10) + rng.normal(0, 0.2, 300)
+        g = np.repeat(np.arange(30), 10)
+        r_rows = stats.bootstrap_ci("mean", x, method="percentile", n_resamples=500, seed=rng)
+        r_pat = stats.bootstrap_ci("mean", x, method="percentile", n_resamples=500, groups=g, seed=rng)
+        covered_rows += r_rows.low <= 0 <= r_rows.high
+        covered_pat += r_pat.low <= 0 <= r_pat.high
+        widths.append((r_pat.high - r_pat.low) / (r_rows.high - r_rows.low))
+    assert np.median(widths) > 2.5
+    assert covered_pat / reps > 0.88
+    assert covered_rows / reps < 0.6
+
+
+def test_stratified_keeps_class_sizes():
+    y = np.r_[np.ones(10), np.zeros(90)]
+    s = np.r_[np.linspace(0.5, 1, 10), np.linspace(0, 0.8, 90)]
+    r = stats.bootstrap_ci("auc", y, s, strata=y, n_resamples=300, method="percentile")
+    assert 0 < r.low <= r.estimate <= r.high <= 1
+
+
+def test_auc_and_midrank():
+    assert list(midrank([3, 1, 3, 2])) == [3.5, 1.0, 3.5, 2.0]
+    assert auc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) == pytest.approx(0.75)
+    assert auc([0, 1], [0.5, 0.5]) == 0.5
+    with pytest.raises(ValueError, match="both classes"):
+        auc([1, 1], [0.2, 0.3])
+
+
+@pytest.mark.parametrize("bad,match", [
+    (([1.0, np.nan, 2.0], [1.0, 2.0, 3.0]), "NaN or inf"),
+    (([1.0, 2.0], [1.0, 2.0, 3.0]), "length mismatch"),
+    (([1.0], [1.0]), "at least 2"),
+])
+def test_bad_input(bad, match):
+    with pytest.raises(ValueError, match=match):
+        stats.bootstrap_ci("mae", *bad)
