@@ -87,7 +87,7 @@ def execute(cfg: DictConfig) -> Run:
         predictions = task.run(cfg, run, source, device)
         run.write_predictions(predictions)
         t_train = time.time() - t0
-        metrics = task.evaluate(predictions, cfg)
+        metrics = task.evaluate(run.predictions(), cfg)  # from predictions.csv only, as `evaluate` does
         run.write_metrics(metrics)
     except KeyboardInterrupt:
         run.update_manifest(status="interrupted", ended=now_iso())
