@@ -162,7 +162,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def print_metrics(metrics: dict, cfg) -> None:
-    rows = [(k, v) for k, v in metrics.items() if not k.startswith("_") and isinstance(v, dict) and "value" in v]
+    rows = [(k, v) for k, v in metrics.items()
+            if not k.startswith("_") and isinstance(v, dict) and v.get("value") is not None]
     print(f"\n{cfg.task.name} / {cfg.baseline.name} / {cfg.profile.name} profile, seed {cfg.seed}")
     print(f"{'metric':<8} {'value':>9} {'CI':>22}  {'method':<16} n")
     for k, v in rows:

@@ -101,5 +101,15 @@ def evaluate(pred: pd.DataFrame, cfg: DictConfig) -> dict:
         r = stats.bootstrap_ci(name, y, p, level=level, method=method, n_resamples=n_res, groups=groups, seed=0)
         out[name] = {**r.as_dict(), "resampled": "patients" if groups is not None else "videos (one per patient)",
                      "definition": cfg.task.metric_definitions.get(name, "")}
+    # Heart failure with reduced EF: a LOWER predicted EF means disease, so the score is -EF_pred
+    # (the AUC direction is fixed: larger score = positive class, never auto-flipped).
+    hf = (y < 50).astype(int)
+    if 2 <= hf.sum() <= len(hf) - 2:
+        r = stats.delong_auc(hf, -p, level=level)
+        out["auc_ef50"] = {"value": r.auc, "low": r.low, "high": r.high, "level": level, "method": "delong",
+                           "n": len(y), "n_cases": r.n_cases, "n_controls": r.n_controls,
+                           "definition": "AUC of -EF_pred for true EF < 50 % (DeLong CI, pROC ci.auc)"}
+    else:
+        out["auc_ef50"] = {"value": None, "note": f"not computed: {int(hf.sum())} of {len(hf)} videos have EF < 50"}
     out["_baselines"] = {"mean_predictor_mae": float(np.abs(y - y.mean()).mean())}
     return out
