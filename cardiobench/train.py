@@ -144,10 +144,12 @@ def fit(model: nn.Module, train_ds: Dataset, val_ds: Dataset, cfg: TrainConfig, 
         train_loader = make_loader(train_ds, cfg.batch_size, True, cfg.seed * 100_003 + epoch, cfg.num_workers)
         val_loader = make_loader(val_ds, cfg.batch_size, False, 0, cfg.num_workers)
         train_loss = run_epoch(model, train_loader, loss_fn, cfg, optimizer, f"epoch {epoch + 1}/{cfg.epochs} train")
+        train_seconds = time.time() - t0
         val_loss = run_epoch(model, val_loader, loss_fn, cfg, None, f"epoch {epoch + 1}/{cfg.epochs} val")
         scheduler.step()
         record = dict(epoch=epoch + 1, train_loss=train_loss, val_loss=val_loss,
-                      lr=optimizer.param_groups[0]["lr"], seconds=round(time.time() - t0, 2))
+                      lr=optimizer.param_groups[0]["lr"], seconds=round(time.time() - t0, 2),
+                      train_clips_per_s=round(len(train_ds) / max(train_seconds, 1e-9), 2))
         history.append(record)
         if val_loss < best_loss:
             best_loss = val_loss
