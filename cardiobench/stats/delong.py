@@ -79,20 +79,34 @@ def _split(y_true: Sequence, scores: Sequence[Sequence]) -> tuple[np.ndarray, np
     return s[:, y], s[:, ~y]
 
 
+def _midrank_sorted(xs: np.ndarray) -> np.ndarray:
+    """Midranks (1-based, ties averaged) of an already sorted array, in O(n)."""
+    edge = np.flatnonzero(np.concatenate([[True], xs[1:] != xs[:-1], [True]]))
+    return np.repeat((edge[:-1] + edge[1:] + 1) / 2.0, np.diff(edge))
+
+
 def placements(cases: np.ndarray, controls: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """AUCs (k,), case placements V10 (k, m) and control placements V01 (k, n) by midranks."""
+    """AUCs (k,), case placements V10 (k, m) and control placements V01 (k, n) by midranks.
+
+    One sort per score: the within-class midranks come from the classes' runs in the joint
+    sorted order (Sun & Xu need three sorts; at n = 10^6 the sorts are most of the time).
+    """
     k, m = cases.shape
     n = controls.shape[1]
     v10 = np.empty((k, m))
     v01 = np.empty((k, n))
     aucs = np.empty(k)
     for r in range(k):
-        tz = midrank(np.concatenate([cases[r], controls[r]]))
-        tx, ty = midrank(cases[r]), midrank(controls[r])
-        v10[r] = (tz[:m] - tx) / n
-        v01[r] = 1.0 - (tz[m:] - ty) / m
+        z = np.concatenate([cases[r], controls[r]])
+        order = np.argsort(z)
+        zs = z[order]
+        is_case = order < m
+        tz = _midrank_sorted(zs)
+        tz_case, tz_ctrl = tz[is_case], tz[~is_case]
+        v10[r, order[is_case]] = (tz_case - _midrank_sorted(zs[is_case])) / n
+        v01[r, order[~is_case] - m] = 1.0 - (tz_ctrl - _midrank_sorted(zs[~is_case])) / m
         # Mann-Whitney U from midranks is an exact multiple of 1/2: one division gives the exact AUC.
-        aucs[r] = (tz[:m].sum() - m * (m + 1) / 2) / (m * n)
+        aucs[r] = (tz_case.sum() - m * (m + 1) / 2) / (m * n)
     return aucs, v10, v01
 
 

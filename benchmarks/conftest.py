@@ -1,0 +1,26 @@
+"""Helpers for benchmarks that report a ratio against a reference timed in the same process."""
+from __future__ import annotations
+
+import time
+import tracemalloc
+from typing import Callable
+
+
+def best_time(fn: Callable[[], object], repeat: int = 3) -> float:
+    """Minimum wall time of ``repeat`` calls (the least disturbed one; cf. timeit)."""
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def peak_bytes(fn: Callable[[], object]) -> int:
+    """Peak traced allocation of one call (numpy buffers are traced by tracemalloc)."""
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
