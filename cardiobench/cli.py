@@ -47,9 +47,39 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("overrides", nargs="*", metavar="key=value",
                    help="Hydra overrides, e.g. seed=1 data.root=/data/EchoNet-Dynamic train.epochs=2 resume=true")
 
-    e = sub.add_parser("evaluate", help="recompute metrics.json from a run's predictions.csv",
-                       description="Recompute metrics.json from predictions.csv alone (works on runs made elsewhere).")
-    e.add_argument("run_dir", help="a run folder")
+    e = sub.add_parser("evaluate", help="score a run folder, or a predictions file made anywhere",
+                       description="`evaluate RUN`: recompute metrics.json from the run's predictions.csv alone "
+                                   "(works on runs made elsewhere). `evaluate --task T --predictions F.csv --name N`: "
+                                   "check an external predictions file against the task's test split, score it and "
+                                   "save it as a run folder that joins the leaderboard. Trailing key=value "
+                                   "arguments pick the data (default: the smoke twin), e.g. data.root=/data/EchoNet.",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="predictions file formats: see README.md, section 'Scoring your own predictions'")
+    e.add_argument("run_dir", nargs="?", help="a run folder")
+    e.add_argument("--task", help="task of the external predictions")
+    e.add_argument("--predictions", help="CSV with one row per test sample (sample_id + the task's prediction columns)")
+    e.add_argument("--name", help="the model's name on the leaderboard")
+    e.add_argument("overrides", nargs="*", metavar="key=value", help="data overrides, e.g. data.root=/data/EchoNet")
+
+    c = sub.add_parser("compare", help="paired comparison of two runs on the same test samples",
+                       description="Align two runs' predictions on sample ids and test every metric's difference "
+                                   "(a - b): paired bootstrap for MAE/RMSE/R2 (patients resampled jointly), paired "
+                                   "DeLong for AUCs. Refuses runs scored on different test sets.")
+    c.add_argument("run_a", help="run folder A")
+    c.add_argument("run_b", help="run folder B")
+    c.add_argument("--json", metavar="OUT", help="also write the comparison to this JSON file")
+    c.add_argument("--n-resamples", type=int, default=9999, help="bootstrap resamples (default 9999)")
+
+    k = sub.add_parser("check", help="CI gate: fail when a run's primary metric regressed",
+                       description="Exit 1 when the run's primary metric is worse than the reference's one-sided "
+                                   "CI bound plus its tolerance (value > high + tolerance for lower-is-better), "
+                                   "printing what regressed and by how much; exit 0 otherwise.")
+    k.add_argument("run_dir", help="the run folder to check")
+    k.add_argument("--reference", required=True, help="reference JSON, e.g. leaderboards/reference/echonet_ef.json")
+    k.add_argument("--write-reference", action="store_true",
+                   help="instead of checking, store this run's primary metric as the new reference")
+    k.add_argument("--tolerance", type=float, default=None,
+                   help="with --write-reference: slack added to the CI bound (default: keep the file's, else 0.5)")
 
     d = sub.add_parser("data", help="synthesize or verify datasets", description="Synthetic twins and integrity checks.")
     dsub = d.add_subparsers(dest="data_command", metavar="ACTION")
@@ -127,6 +157,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from . import tasks
     from .runs import Run
 
+    if args.run_dir and "=" in args.run_dir:  # argparse put the first key=value into the positional
+        args.overrides, args.run_dir = [args.run_dir, *args.overrides], None
+    if args.predictions or args.task or args.name:
+        if not (args.predictions and args.task and args.name) or args.run_dir:
+            raise CardiobenchError("external predictions need --task, --predictions and --name (and no run folder)")
+        from .external import evaluate_external
+
+        run = evaluate_external(args.task, args.predictions, args.name, args.overrides)
+        finish_run(run, run.config())
+        return 0
+    if not args.run_dir:
+        raise CardiobenchError("give a run folder, or --task/--predictions/--name for an external predictions file")
     run = Run.open(args.run_dir)
     cfg = run.config()
     metrics = tasks.get(cfg.task.name).evaluate(run.predictions(), cfg)
@@ -134,6 +176,44 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print_metrics(metrics, cfg)
     print(f"wrote {run.metrics_file}")
     return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import compare_runs, format_table
+    from .io import write_json
+    from .runs import Run
+
+    a, b = Run.open(args.run_a), Run.open(args.run_b)
+    rows = compare_runs(a, b, n_resamples=args.n_resamples)
+    print(format_table(rows, str(a.path), str(b.path)))
+    if args.json:
+        write_json(Path(args.json), {"a": str(a.path), "b": str(b.path), "comparisons": rows})
+        print(f"wrote {args.json}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    import json
+
+    from .check import check, write_reference
+    from .runs import Run
+
+    run = Run.open(args.run_dir)
+    if args.write_reference:
+        ref_path = Path(args.reference)
+        tol = args.tolerance
+        if tol is None:
+            tol = json.loads(ref_path.read_text()).get("tolerance", 0.5) if ref_path.is_file() else 0.5
+        cmd = (f"cardiobench run --task {run.config().task.name} --run-dir runs/ref && cardiobench check runs/ref "
+               f"--reference {args.reference} --write-reference")
+        ref = write_reference(run, ref_path, tol, cmd)
+        print(f"wrote {ref_path}: {ref['metric']} {ref['value']:.4g} [{ref['low']:.4g}, {ref['high']:.4g}], "
+              f"tolerance {tol:g}")
+        return 0
+    result = check(run, args.reference)
+    for line in result.lines:
+        print(line)
+    return 0 if result.ok else 1
 
 
 def cmd_data(args: argparse.Namespace) -> int:
@@ -188,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
     if extra:  # key=value overrides may come before or after --options
-        if args.command != "run" or any(e.startswith("-") for e in extra):
+        if args.command not in ("run", "evaluate") or any(e.startswith("-") for e in extra):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.overrides = [*args.overrides, *extra]
     try:
@@ -198,6 +278,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run(args)
         if args.command == "evaluate":
             return cmd_evaluate(args)
+        if args.command == "compare":
+            return cmd_compare(args)
+        if args.command == "check":
+            return cmd_check(args)
         if args.command == "data":
             if not args.data_command:
                 _parser().parse_args(["data", "--help"])

@@ -26,6 +26,32 @@ from .data_source import DataSource
 log = logging.getLogger("cardiobench")
 
 PREDICTION_COLUMNS = ["sample_id", "patient_id", "split", "EF", "EF_pred"]
+# What a predictions file made outside cardiobench must hold (``cardiobench evaluate --predictions``).
+EXTERNAL_COLUMNS = {"sample_id": "the video's FileName, with or without .avi",
+                    "EF_pred": "predicted ejection fraction, percent"}
+
+
+# What the leaderboard draws for this task (cardiobench.report.plots): a regression target with a
+# disease threshold below which a sample is positive, and the error bins of the VideoMAE study.
+FIGURES = {"kind": "regression", "target": "EF", "prediction": "EF_pred", "unit": "EF %",
+           "positive_below": 50, "positive_name": "EF < 50 %", "bins": [0, 30, 40, 55, 70, 100]}
+# metrics.json keys compared by `compare`/the leaderboard, with the test used for each.
+COMPARED = {"mae": "paired bootstrap", "rmse": "paired bootstrap", "r2": "paired bootstrap",
+            "auc_ef50": "paired DeLong"}
+
+
+def normalize_id(sample_id: str) -> str:
+    """EchoNet FileNames appear with and without the .avi extension; compare them without."""
+    return echonet_dynamic._strip_avi(str(sample_id).strip())
+
+
+def truth(root: Path, cfg: DictConfig) -> pd.DataFrame:
+    """The scored split's ground truth: sample_id, patient_id, split, EF (one row per video)."""
+    ds = echonet_dynamic.read(root, tracings=False)
+    rows = ds.samples[ds.samples.Split == cfg.task.split]
+    patient = rows["PatientID"] if "PatientID" in rows.columns else rows.FileName
+    return pd.DataFrame({"sample_id": rows.FileName.to_numpy(), "patient_id": patient.astype(str).to_numpy(),
+                         "split": cfg.task.split, "EF": rows.EF.to_numpy(dtype=float)})
 
 
 def train_config(cfg: DictConfig, device: str) -> TrainConfig:
@@ -112,4 +138,26 @@ def evaluate(pred: pd.DataFrame, cfg: DictConfig) -> dict:
     else:
         out["auc_ef50"] = {"value": None, "note": f"not computed: {int(hf.sum())} of {len(hf)} videos have EF < 50"}
     out["_baselines"] = {"mean_predictor_mae": float(np.abs(y - y.mean()).mean())}
+    return out
+
+
+def compare(a: pd.DataFrame, b: pd.DataFrame, level: float = 0.95, n_resamples: int = 9999) -> list[dict]:
+    """Paired comparison of two runs' predictions, aligned row by row on the same test videos.
+
+    MAE/RMSE/R²: paired bootstrap of the difference (patients resampled jointly); AUC of -EF_pred
+    for EF < 50: paired DeLong test. ``diff`` is always a - b.
+    """
+    y = a.EF.to_numpy(float)
+    pa, pb = a.EF_pred.to_numpy(float), b.EF_pred.to_numpy(float)
+    groups = a.patient_id.to_numpy() if a.patient_id.duplicated().any() else None
+    out = []
+    for name in ("mae", "rmse", "r2"):
+        r = stats.paired_bootstrap_diff(name, y, pa, pb, groups=groups, level=level, n_resamples=n_resamples)
+        out.append(dict(metric=name, a=r.estimate_a, b=r.estimate_b, diff=r.diff, low=r.low, high=r.high,
+                        p_value=r.p_value, test=f"paired {r.method} bootstrap ({n_resamples} resamples)"))
+    hf = (y < 50).astype(int)
+    if 2 <= hf.sum() <= len(hf) - 2:
+        r = stats.delong_test(hf, -pa, -pb, level=level)
+        out.append(dict(metric="auc_ef50", a=r.auc_a, b=r.auc_b, diff=r.diff, low=r.low, high=r.high,
+                        p_value=r.p_value, test="paired DeLong (pROC roc.test)"))
     return out

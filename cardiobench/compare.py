@@ -1,0 +1,57 @@
+"""Paired comparison of two runs on the same test samples (``cardiobench compare``)."""
+from __future__ import annotations
+
+import pandas as pd
+
+from . import tasks
+from .errors import CardiobenchError
+from .runs import Run
+
+
+def align(run_a: Run, run_b: Run) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Both runs' predictions in the same sample order; refuses different tasks or test sets."""
+    ta, tb = run_a.config().task.name, run_b.config().task.name
+    if ta != tb:
+        raise CardiobenchError(f"{run_a.path} is task {ta!r} but {run_b.path} is task {tb!r}")
+    a, b = run_a.predictions(), run_b.predictions()
+    # Several evaluation modes per run (single clip, all clips, beat-by-beat) are matched mode by
+    # mode; a run with one mode is matched on sample ids whatever its mode is called.
+    several = all("mode" in d.columns and d["mode"].nunique() > 1 for d in (a, b))
+    key = ["sample_id", "mode"] if several else ["sample_id"]
+    ka, kb = set(map(tuple, a[key].astype(str).to_numpy())), set(map(tuple, b[key].astype(str).to_numpy()))
+    if ka != kb:
+        only_a, only_b = sorted(ka - kb), sorted(kb - ka)
+
+        def show(s):
+            return ", ".join("/".join(x) for x in s[:5]) + (" ..." if len(s) > 5 else "")
+
+        raise CardiobenchError(
+            f"the runs were scored on different test sets: {len(only_a)} sample(s) only in {run_a.path}"
+            f"{' (' + show(only_a) + ')' if only_a else ''}, {len(only_b)} only in {run_b.path}"
+            f"{' (' + show(only_b) + ')' if only_b else ''}; compare needs the same samples")
+    a = a.sort_values(key).reset_index(drop=True)
+    b = b.sort_values(key).reset_index(drop=True)
+    for col in tasks_targets(run_a):
+        if col in a.columns and col in b.columns and not (a[col].round(4) == b[col].round(4)).all():
+            raise CardiobenchError(f"the runs disagree on the ground truth column {col!r} for the same samples "
+                                   f"(different data versions?): {run_a.path} vs {run_b.path}")
+    return a, b
+
+
+def tasks_targets(run: Run) -> list[str]:
+    return list(run.config().task.targets)
+
+
+def compare_runs(run_a: Run, run_b: Run, level: float = 0.95, n_resamples: int = 9999) -> list[dict]:
+    a, b = align(run_a, run_b)
+    return tasks.get(run_a.config().task.name).compare(a, b, level=level, n_resamples=n_resamples)
+
+
+def format_table(rows: list[dict], name_a: str, name_b: str) -> str:
+    lines = [f"a = {name_a}", f"b = {name_b}",
+             f"{'metric':<9} {'a':>9} {'b':>9} {'a - b':>9} {'95% CI of a - b':>22} {'p':>9}  test"]
+    for r in rows:
+        ci = f"[{r['low']:.4g}, {r['high']:.4g}]"
+        lines.append(f"{r['metric']:<9} {r['a']:>9.4g} {r['b']:>9.4g} {r['diff']:>9.4g} {ci:>22} "
+                     f"{r['p_value']:>9.3g}  {r['test']}")
+    return "\n".join(lines)
