@@ -90,6 +90,15 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--n", type=int, default=500, help="number of videos (default 500)")
     s.add_argument("--seed", type=int, default=0, help="seed (default 0); same seed, same bytes")
     s.add_argument("--workers", type=int, default=2, help="processes (default 2)")
+    cc = dsub.add_parser("cache", help="decode every video once into the decode-once cache",
+                         description="Decode each video of a dataset folder once into uint8 .npy files under "
+                                     "<cache_dir>/decoded/ (memory-mapped by runs); entries whose source changed or "
+                                     "whose checksum fails are decoded again. Prints the throughput.")
+    cc.add_argument("format", choices=["echonet_dynamic"])
+    cc.add_argument("root", nargs="?", help="dataset folder (default: the smoke profile's synthetic twin)")
+    cc.add_argument("--size", type=int, default=None, help="frame size in px (default: the smoke recipe's clip size)")
+    cc.add_argument("--cache-dir", default=None, help="cache folder (default: $CARDIOBENCH_CACHE or ~/.cache/cardiobench)")
+    cc.add_argument("--workers", type=int, default=2, help="decoding threads (default 2)")
     v = dsub.add_parser("verify", help="check every file of a dataset folder",
                         description="Check FileList/VolumeTracings and decode every video; one line per problem, "
                                     "exit 1 if any error.")
@@ -224,6 +233,8 @@ def cmd_data(args: argparse.Namespace) -> int:
         out = fmt.synthesize(args.out, n=args.n, seed=args.seed, workers=args.workers)
         print(f"wrote {args.n}-video {args.format} twin to {out}")
         return 0
+    if args.data_command == "cache":
+        return cmd_data_cache(args, fmt)
     problems = fmt.verify(args.root, decode=not args.no_decode)
     for p in problems:
         print(p)
@@ -231,6 +242,31 @@ def cmd_data(args: argparse.Namespace) -> int:
     warnings = len(problems) - errors
     print(f"{args.root}: {errors} error(s), {warnings} warning(s)", file=sys.stderr)
     return 1 if errors else 0
+
+
+def cmd_data_cache(args: argparse.Namespace, fmt) -> int:
+    import time
+
+    from .data.cache import DecodedCache, cache_size_bytes
+    from .external import compose
+    from .tasks.data_source import resolve_source
+
+    cfg = compose("echonet_ef", [])
+    root = Path(args.root) if args.root else resolve_source(cfg).root
+    if not root.is_dir():
+        raise CardiobenchError(f"{root}: not a folder")
+    ds = fmt.read(root, tracings=False)
+    size = args.size or int(cfg.clip.size)
+    cache = DecodedCache(args.cache_dir or cfg.data.cache_dir, args.format, size)
+    t0 = time.time()
+    done, problems = cache.build(list(ds.samples.FileName), list(ds.samples.path), workers=args.workers)
+    dt = time.time() - t0
+    for p in [*ds.problems, *problems]:
+        print(p)
+    print(f"{cache.folder}: {done} video(s) decoded in {dt:.1f} s ({done / max(dt, 1e-9):.1f} videos/s), "
+          f"{len(ds.samples) - done - len(problems)} already cached, {len(problems)} failed; "
+          f"{cache_size_bytes(cache.folder) / 2**20:.0f} MiB")
+    return 1 if problems else 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -245,10 +281,11 @@ def print_metrics(metrics: dict, cfg) -> None:
     rows = [(k, v) for k, v in metrics.items()
             if not k.startswith("_") and isinstance(v, dict) and v.get("value") is not None]
     print(f"\n{cfg.task.name} / {cfg.baseline.name} / {cfg.profile.name} profile, seed {cfg.seed}")
-    print(f"{'metric':<8} {'value':>9} {'CI':>22}  {'method':<16} n")
+    print(f"{'metric':<10} {'value':>9} {'CI':>22}  {'method':<16} n")
     for k, v in rows:
-        ci = f"[{v['low']:.4g}, {v['high']:.4g}]"
-        print(f"{k:<8} {v['value']:>9.4g} {ci:>22}  {v['level']:.0%} {v['method']:<12} {v['n']}")
+        ci = f"[{v['low']:.4g}, {v['high']:.4g}]" if v.get("low") is not None else ""
+        how = f"{v['level']:.0%} {v['method']}" if v.get("level") is not None else ""
+        print(f"{k:<10} {v['value']:>9.4g} {ci:>22}  {how:<16} {v.get('n', '')}")
 
 
 def finish_run(run, cfg) -> None:

@@ -14,10 +14,11 @@ def align(run_a: Run, run_b: Run) -> tuple[pd.DataFrame, pd.DataFrame]:
     if ta != tb:
         raise CardiobenchError(f"{run_a.path} is task {ta!r} but {run_b.path} is task {tb!r}")
     a, b = run_a.predictions(), run_b.predictions()
-    # Several evaluation modes per run (single clip, all clips, beat-by-beat) are matched mode by
-    # mode; a run with one mode is matched on sample ids whatever its mode is called.
-    several = all("mode" in d.columns and d["mode"].nunique() > 1 for d in (a, b))
-    key = ["sample_id", "mode"] if several else ["sample_id"]
+    # A run evaluated in several modes (single clip, all clips, beat-by-beat) is compared in one:
+    # the mode the other run has too, else its primary (first) mode.
+    a = one_mode(a, modes(b))
+    b = one_mode(b, modes(a))
+    key = ["sample_id"]
     ka, kb = set(map(tuple, a[key].astype(str).to_numpy())), set(map(tuple, b[key].astype(str).to_numpy()))
     if ka != kb:
         only_a, only_b = sorted(ka - kb), sorted(kb - ka)
@@ -36,6 +37,19 @@ def align(run_a: Run, run_b: Run) -> tuple[pd.DataFrame, pd.DataFrame]:
             raise CardiobenchError(f"the runs disagree on the ground truth column {col!r} for the same samples "
                                    f"(different data versions?): {run_a.path} vs {run_b.path}")
     return a, b
+
+
+def modes(df: pd.DataFrame) -> list[str]:
+    return list(dict.fromkeys(df["mode"].astype(str))) if "mode" in df.columns else []
+
+
+def one_mode(df: pd.DataFrame, prefer: list[str]) -> pd.DataFrame:
+    """The rows of one evaluation mode: the first of ``prefer`` present, else the file's first mode."""
+    have = modes(df)
+    if len(have) <= 1:
+        return df
+    pick = next((m for m in prefer if m in have), have[0])
+    return df[df["mode"].astype(str) == pick].reset_index(drop=True)
 
 
 def tasks_targets(run: Run) -> list[str]:

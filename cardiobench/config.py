@@ -52,6 +52,7 @@ class DataSchema:
     root: Optional[str] = None
     cache_dir: str = "~/.cache/cardiobench"
     workers: int = 2
+    decoded_cache: bool = True
     twin: TwinSchema = field(default_factory=TwinSchema)
 
 
@@ -72,6 +73,7 @@ class RootSchema:
     clip: Any = None
     eval: Any = None
     profiles: Any = None
+    ci: Any = None
 
 
 REQUIRED_BASELINE_KEYS = ("name", "task", "title", "citation", "published")
@@ -109,6 +111,11 @@ def load_baseline(name: str) -> DictConfig:
     if name not in files:
         raise CardiobenchError(f"unknown baseline {name!r}; known: {', '.join(files) or 'none'} (in {BASELINES_DIR})")
     node = OmegaConf.load(files[name])
+    parent = node.pop("extends", None)
+    if parent is not None:  # a variant recipe: the parent's recipe with these keys replaced
+        if parent == name:
+            raise CardiobenchError(f"{files[name]}: a baseline cannot extend itself")
+        node = OmegaConf.merge(load_baseline(parent), node)
     validate_baseline(files[name], node)
     return node
 

@@ -23,6 +23,12 @@ def cache_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def smoke_cache(tmp_path_factory) -> Path:
+    """One cache for the full smoke runs, so they share the 450-video twin."""
+    return tmp_path_factory.mktemp("smoke_cache")
+
+
+@pytest.fixture(scope="session")
 def twin(tmp_path_factory) -> Path:
     """A small EchoNet-Dynamic twin shared by read-only tests."""
     out = tmp_path_factory.mktemp("twin") / "echonet"

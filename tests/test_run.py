@@ -31,11 +31,14 @@ def test_run_folder_contract(seed0):
     assert m["data"]["fingerprint"] and m["versions"]["torch"] and m["git_commit"]
     pred = pd.read_csv(seed0 / "predictions.csv")
     assert list(pred.columns[:5]) == ["sample_id", "patient_id", "split", "EF", "EF_pred"]
-    assert (pred.split == "TEST").all() and pred.sample_id.is_unique
+    assert (pred.split == "TEST").all() and list(pred["mode"].unique()) == ["single_clip", "all_clips"]
+    assert all(g.sample_id.is_unique for _, g in pred.groupby("mode"))
+    assert (pred.clips_stride[pred["mode"] == "all_clips"] == 4).all()
     metrics = json.loads((seed0 / "metrics.json").read_text())
     for k in ("mae", "rmse", "r2"):
         v = metrics[k]
-        assert v["low"] <= v["value"] <= v["high"] and v["level"] == 0.95 and v["n"] == len(pred)
+        assert v["low"] <= v["value"] <= v["high"] and v["level"] == 0.95 and v["n"] == len(pred) // 2
+    assert metrics["primary_mode"] == "single_clip" and set(metrics["by_mode"]) == {"single_clip", "all_clips"}
 
 
 def test_same_seed_same_bytes_other_seed_differs(seed0, cache_dir, tmp_path):

@@ -19,6 +19,9 @@ from ..errors import DataError
 from .problems import Problem
 from .video import read_avi
 
+IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406])
+IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225])
+
 
 def load_videos(paths: Sequence[str], size: int, names: Sequence[str], progress: bool = True,
                 workers: int = 2) -> tuple[list[np.ndarray | None], list[Problem]]:
@@ -64,11 +67,14 @@ class EchoClips(Dataset):
     """
 
     def __init__(self, videos: Sequence[np.ndarray], targets: Sequence[float], frames: int, period: int,
-                 mean: float, std: float, seed: int = 0):
+                 mean: float, std: float, seed: int = 0, normalize: str = "dataset", layout: str = "CTHW"):
         self.videos, self.targets = list(videos), np.asarray(targets, dtype=np.float32)
         self.frames, self.period = frames, period
         self.mean, self.std = mean, std
         self.seed, self.epoch = seed, 0
+        if normalize not in ("dataset", "imagenet") or layout not in ("CTHW", "TCHW"):
+            raise ValueError(f"normalize must be dataset|imagenet and layout CTHW|TCHW, got {normalize}, {layout}")
+        self.normalize, self.layout = normalize, layout
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -82,8 +88,12 @@ class EchoClips(Dataset):
         x = video[idx]
         if len(idx) < self.frames:  # short video: pad with zero frames, as EchoNet-Dynamic does
             x = np.concatenate([x, np.zeros((self.frames - len(idx), *video.shape[1:]), video.dtype)])
-        x = (torch.from_numpy(x).float() - self.mean) / self.std
-        return x.unsqueeze(0).expand(3, -1, -1, -1)
+        x = torch.from_numpy(x).float()
+        if self.normalize == "imagenet":  # pretrained video transformers: [0, 1] then ImageNet mean/SD per channel
+            x = (x[None] / 255.0 - IMAGENET_MEAN[:, None, None, None]) / IMAGENET_STD[:, None, None, None]
+        else:  # EchoNet-Dynamic: the training set's mean and SD
+            x = ((x - self.mean) / self.std).unsqueeze(0).expand(3, -1, -1, -1)
+        return x.transpose(0, 1) if self.layout == "TCHW" else x
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         video = self.videos[i]

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
+from omegaconf import OmegaConf
 
 from .. import stats, tasks
 from ..compare import align
@@ -46,6 +47,12 @@ def published_rows(task: str) -> list[dict]:
             continue
         for p in b.published:
             rows.append(dict(baseline=name, citation=b.citation.text, doi=b.citation.get("doi"), **p))
+    extra = LEADERBOARDS_DIR / "published.yaml"
+    if extra.is_file():
+        for entry in (OmegaConf.load(extra).get(task) or []):
+            for p in entry.published:
+                rows.append(dict(baseline=f"{entry.name} (published only)", citation=entry.citation.text,
+                                 doi=entry.citation.get("doi"), **OmegaConf.to_container(p)))
     for i, r in enumerate(rows):
         r["ref"] = i + 1
     return rows
