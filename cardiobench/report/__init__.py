@@ -18,7 +18,7 @@ from markupsafe import Markup
 from omegaconf import OmegaConf
 
 from .. import stats, tasks
-from ..compare import align
+from ..compare import align, one_mode
 from ..config import LEADERBOARDS_DIR, TEMPLATES_DIR, baseline_files, load_baseline, load_task
 from ..errors import CardiobenchError
 from ..io import write_json, write_text
@@ -72,12 +72,13 @@ def _row(run: Run) -> dict | None:
     cfg = run.config()
     pred = run.predictions()
     mode = str(pred["mode"].iloc[0]) if "mode" in pred.columns and len(pred) else ""
+    modes = list(dict.fromkeys(pred["mode"].astype(str))) if "mode" in pred.columns else []
     return dict(
         run=run, path=str(run.path), baseline=str(cfg.baseline.name), model=str(cfg.model.name),
         profile=str(cfg.profile.name), seed=cfg.get("seed"), commit=str(m.get("git_commit", "unknown"))[:12],
         date=str(m.get("ended", ""))[:10], twin=bool(m.get("data", {}).get("is_twin", True)),
-        fingerprint=m.get("data", {}).get("fingerprint"), metrics=run.metrics(), mode=mode,
-        external=cfg.get("external") is not None,
+        fingerprint=m.get("data", {}).get("fingerprint"), metrics=run.metrics(), mode=mode, modes=modes,
+        external=cfg.get("external") is not None, run_name=run.path.name,
     )
 
 
@@ -145,7 +146,7 @@ def _figures(row: dict, module, k: int) -> list[dict]:
     spec = getattr(module, "FIGURES", None)
     if not spec or spec.get("kind") != "regression":
         return []
-    pred = row["run"].predictions()
+    pred = one_mode(row["run"].predictions(), [])  # the primary mode, as in metrics.json
     y, p = pred[spec["target"]].to_numpy(float), pred[spec["prediction"]].to_numpy(float)
     figs = [("Predicted vs true", plots.predicted_vs_true(y, p, spec["unit"])),
             ("Bland-Altman", plots.bland_altman_plot(y, p, spec["unit"]))]
