@@ -1,4 +1,4 @@
-"""Training losses for EF regression."""
+"""Training losses: EF regression (MSE, clinically weighted MSE) and LV segmentation (BCE)."""
 from __future__ import annotations
 
 import torch
@@ -28,3 +28,17 @@ def mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 LOSSES = {"mse": mse, "weighted_mse": weighted_mse}
+
+
+def bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy with logits, mean over pixels and images."""
+    return torch.nn.functional.binary_cross_entropy_with_logits(logits, target)
+
+
+def bce_sum(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy with logits summed over pixels and images: EchoNet-Dynamic's segmentation
+    loss (``reduction="sum"``), the scale its published learning rate of 1e-5 belongs to."""
+    return torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="sum")
+
+
+LOSSES.update(bce=bce, bce_sum=bce_sum)

@@ -253,18 +253,19 @@ class PairedDiff:
                     n_resamples=self.n_resamples, n=self.n, n_clusters=self.n_clusters)
 
 
-def _difference(statistic: str | Callable | SumStatistic) -> Callable | SumStatistic:
-    """The statistic (y, a, b) -> metric(y, a) - metric(y, b), keeping the fast sum path."""
+def _difference(statistic: str | Callable | SumStatistic, k: int) -> Callable | SumStatistic:
+    """The statistic (*arrays_a, *arrays_b) -> metric(*arrays_a) - metric(*arrays_b), ``k`` arrays each,
+    keeping the fast sum path."""
     fn, sumstat = _resolve(statistic)
     if sumstat is None:
-        return lambda y, a, b: fn(y, a) - fn(y, b)
+        return lambda *arrs: fn(*arrs[:k]) - fn(*arrs[k:])
 
-    def moments(y, a, b):
-        return np.hstack([sumstat.moments(y, a), sumstat.moments(y, b)])
+    def moments(*arrs):
+        return np.hstack([sumstat.moments(*arrs[:k]), sumstat.moments(*arrs[k:])])
 
     def finalize(sums, counts):
-        k = sums.shape[-1] // 2
-        return sumstat.finalize(sums[..., :k], counts) - sumstat.finalize(sums[..., k:], counts)
+        m = sums.shape[-1] // 2
+        return sumstat.finalize(sums[..., :m], counts) - sumstat.finalize(sums[..., m:], counts)
 
     return SumStatistic(f"{sumstat.name}_diff", moments, finalize, f"difference of {sumstat.definition}")
 
@@ -278,13 +279,27 @@ def paired_bootstrap_diff(metric: str | Callable | SumStatistic, y_true: Sequenc
     The p-value is two-sided, from the bootstrap distribution shifted to the null (Efron &
     Tibshirani 1993, 16.4): ``(1 + #{|d* - d| >= |d|}) / (B + 1)``.
     """
+    y, a, b = check_arrays(y_true, pred_a, pred_b, names=["y_true", "pred_a", "pred_b"])
+    return paired_bootstrap_diff_rows(metric, (y, a), (y, b), groups=groups, level=level,
+                                      n_resamples=n_resamples, method=method, strata=strata, seed=seed)
+
+
+def paired_bootstrap_diff_rows(metric: str | Callable | SumStatistic, arrays_a: Sequence[Sequence],
+                               arrays_b: Sequence[Sequence], groups: Sequence | None = None, level: float = 0.95,
+                               n_resamples: int = 9999, method: Method = "bca", strata: Sequence | None = None,
+                               seed: int | np.random.Generator | None = 0) -> PairedDiff:
+    """As :func:`paired_bootstrap_diff` for a metric of several per-row arrays per model, e.g. pooled
+    Dice from ``(|P & T|, |P| + |T|)`` of model a and of model b on the same rows."""
     _check_options(method, level)
-    arrs = check_arrays(y_true, pred_a, pred_b, names=["y_true", "pred_a", "pred_b"])
+    if len(arrays_a) != len(arrays_b):
+        raise ValueError(f"arrays_a has {len(arrays_a)} arrays, arrays_b {len(arrays_b)}")
+    k = len(arrays_a)
+    arrs = check_arrays(*arrays_a, *arrays_b, names=[f"a[{i}]" for i in range(k)] + [f"b[{i}]" for i in range(k)])
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     res = _Resampler(len(arrs[0]), groups, strata)
     fn, _ = _resolve(metric)
-    diff_stat = _difference(metric)
-    est_a, est_b = float(fn(arrs[0], arrs[1])), float(fn(arrs[0], arrs[2]))
+    diff_stat = _difference(metric, k)
+    est_a, est_b = float(fn(*arrs[:k])), float(fn(*arrs[k:]))
     d = est_a - est_b
     d_b = replicates(diff_stat, arrs, n_resamples, rng, res)
     low, high = _interval(diff_stat, arrs, res, d, d_b, method, level)

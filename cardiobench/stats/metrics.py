@@ -43,7 +43,13 @@ R2 = SumStatistic(
     _r2_final,
     "coefficient of determination as sklearn.metrics.r2_score: 1 - SS_res / SS_tot (not squared Pearson r)",
 )
-SUM_STATISTICS = {s.name: s for s in (MEAN, MAE, RMSE, R2)}
+DICE = SumStatistic(
+    "dice",
+    lambda inter, total: np.column_stack([inter, total]).astype(float),
+    lambda s, c: 2.0 * s[..., 0] / s[..., 1],
+    "Dice pooled over pixels: 2 sum|P & T| / (sum|P| + sum|T|), arguments (|P & T|, |P| + |T|) per row",
+)
+SUM_STATISTICS = {s.name: s for s in (MEAN, MAE, RMSE, R2, DICE)}
 
 
 def mae(y: np.ndarray, p: np.ndarray) -> float:
