@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.path import Path as MplPath
 from tqdm.auto import tqdm
 
 from ..errors import DataError
@@ -52,6 +53,13 @@ class Tracing:
 
     def volume(self, pixel_cm: float = echo_phantom.PIXEL_CM) -> float:
         return echo_phantom.disk_volume(self.axis, self.chords, pixel_cm)
+
+    def polygon(self) -> np.ndarray:
+        """The LV outline as EchoNet-Dynamic draws it: chord starts top to bottom, then chord ends
+        back up; (2k, 2) x/y."""
+        x = np.concatenate([self.chords[:, 0], self.chords[::-1, 2]])
+        y = np.concatenate([self.chords[:, 1], self.chords[::-1, 3]])
+        return np.column_stack([x, y])
 
 
 @dataclass
@@ -164,6 +172,23 @@ def read_tracings(path: Path, listed: set[str] | None = None) -> tuple[dict[str,
             problems.append(Problem(str(path), f"{name} has {len(frames)} traced frame(s), expected 2", severity="warning", sample=name))
         out[name] = frames
     return out, problems
+
+
+def trace_mask(tracing: Tracing, height: int, width: int, size: int) -> tuple[np.ndarray, int]:
+    """The traced LV as a (size, size) uint8 mask of a (height, width) frame resized to ``size``.
+
+    A pixel is inside when its centre is inside the polygon (``skimage.draw.polygon``'s rule, which
+    the original code applies to rounded vertices; we keep the sub-pixel vertices). Also returns
+    how many vertices lie off the frame, so callers can report tracings drawn outside the image
+    (the mask itself is clipped to the image).
+    """
+    poly = tracing.polygon()
+    # Pixel centres sit at integer coordinates in both grids, hence the half-pixel shifts.
+    scaled = np.column_stack([(poly[:, 0] + 0.5) * size / width - 0.5, (poly[:, 1] + 0.5) * size / height - 0.5])
+    yy, xx = np.mgrid[0:size, 0:size]
+    inside = MplPath(scaled).contains_points(np.column_stack([xx.ravel(), yy.ravel()]))
+    off = (poly[:, 0] < -0.5) | (poly[:, 0] > width - 0.5) | (poly[:, 1] < -0.5) | (poly[:, 1] > height - 0.5)
+    return inside.reshape(size, size).astype(np.uint8), int(off.sum())
 
 
 def ed_es(tracings: list[Tracing]) -> tuple[Tracing, Tracing]:
