@@ -281,11 +281,12 @@ def print_metrics(metrics: dict, cfg) -> None:
     rows = [(k, v) for k, v in metrics.items()
             if not k.startswith("_") and isinstance(v, dict) and v.get("value") is not None]
     print(f"\n{cfg.task.name} / {cfg.baseline.name} / {cfg.profile.name} profile, seed {cfg.seed}")
-    print(f"{'metric':<10} {'value':>9} {'CI':>22}  {'method':<16} n")
+    w = max([10, *(len(k) for k, _ in rows)])
+    print(f"{'metric':<{w}} {'value':>9} {'CI':>22}  {'method':<16} n")
     for k, v in rows:
         ci = f"[{v['low']:.4g}, {v['high']:.4g}]" if v.get("low") is not None else ""
         how = f"{v['level']:.0%} {v['method']}" if v.get("level") is not None else ""
-        print(f"{k:<10} {v['value']:>9.4g} {ci:>22}  {how:<16} {v.get('n', '')}")
+        print(f"{k:<{w}} {v['value']:>9.4g} {ci:>22}  {how:<16} {v.get('n', '')}")
 
 
 def finish_run(run, cfg) -> None:

@@ -71,6 +71,7 @@ class RootSchema:
     model: Any = None
     train: Any = None
     clip: Any = None
+    image: Any = None
     eval: Any = None
     profiles: Any = None
     ci: Any = None
@@ -167,6 +168,7 @@ def resolve(cfg: DictConfig, overrides: list[str]) -> DictConfig:
     if cfg.baseline.task != cfg.task.name:
         raise CardiobenchError(
             f"baseline {cfg.baseline.name!r} is for task {cfg.baseline.task!r}, not {cfg.task.name!r}")
+    OmegaConf.set_struct(cfg, False)  # a profile may add keys the published recipe lacks (model.layers)
     out = OmegaConf.merge(cfg, sections[profile])
     OmegaConf.set_struct(out, False)
     parser = OverridesParser.create()

@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from . import tasks
 from .config import CONF_DIR, load_task, register_configs, resolve
-from .errors import DataError
+from .errors import CardiobenchError, DataError
 from .runs import Run, git_commit, now_iso, versions
 from .config import PROJECT_DIR
 
@@ -95,6 +95,9 @@ def evaluate_external(task: str, predictions: str | Path, name: str, overrides: 
     predictions = Path(predictions)
     cfg = compose(task, overrides)
     module = tasks.get(task)
+    if not hasattr(module, "EXTERNAL_COLUMNS"):
+        raise CardiobenchError(f"task {task!r} does not score external predictions files yet "
+                               f"(tasks that do: {', '.join(n for n, m in tasks.TASKS.items() if hasattr(m, 'EXTERNAL_COLUMNS'))})")
     source = resolve_source(cfg)
     merged = read_predictions(predictions, module, module.truth(source.root, cfg))
     merged["mode"] = "external"

@@ -4,9 +4,9 @@ from __future__ import annotations
 from types import ModuleType
 
 from ..errors import CardiobenchError
-from . import echonet_ef
+from . import echonet_ef, echonet_seg
 
-TASKS: dict[str, ModuleType] = {"echonet_ef": echonet_ef}
+TASKS: dict[str, ModuleType] = {"echonet_ef": echonet_ef, "echonet_seg": echonet_seg}
 
 
 def get(name: str) -> ModuleType:

@@ -62,3 +62,27 @@ def resolve_source(cfg: DictConfig) -> DataSource:
         FORMATS[fmt].synthesize(root, n=cfg.data.twin.n, seed=cfg.data.twin.seed, workers=cfg.data.workers,
                                 progress=cfg.progress)
     return DataSource(root, True, fingerprint(root, fmt))
+
+
+def decode(cfg: DictConfig, names: list[str], paths: list[str], size: int) -> tuple[list, list]:
+    """Each video's uint8 frames at ``size`` px (decode-once cache unless ``data.decoded_cache=false``),
+    and the problems of those that failed (their entry is None)."""
+    from ..data.cache import load_cached
+    from ..data.clips import load_videos
+
+    if cfg.data.get("decoded_cache", True):  # decode once, memory-map afterwards
+        return load_cached(cfg.data.cache_dir, cfg.task.format, names, paths, size, workers=cfg.data.workers,
+                           progress=cfg.progress)
+    return load_videos(paths, size, names, progress=cfg.progress, workers=cfg.data.workers)
+
+
+def report_problems(run_path: Path, problems: list) -> None:
+    """Write skipped.csv and log every problem (a run never drops a sample silently)."""
+    from ..data.problems import problems_frame
+
+    if not problems:
+        return
+    problems_frame(problems).to_csv(run_path / "skipped.csv", index=False)
+    for p in problems:
+        log.warning("%s", p)
+    log.warning("%d data problem(s); affected samples skipped, listed in %s", len(problems), run_path / "skipped.csv")

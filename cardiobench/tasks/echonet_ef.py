@@ -6,6 +6,7 @@ video per patient, so ``patient_id`` is the video's FileName unless the data say
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,15 +17,15 @@ from omegaconf import DictConfig
 
 from .. import stats
 from ..data import echonet_dynamic
-from ..data.cache import load_cached
-from ..data.clips import EchoClips, intensity_stats, load_videos
-from ..data.problems import Problem, problems_frame
+from ..data.clips import EchoClips, intensity_stats
+from ..data.problems import Problem
 from ..errors import DataError
 from ..models import build
+from ..models.video_resnet import channels_last
 from ..runs import Run
 from ..losses import LOSSES
 from ..train import TrainConfig, fit, predict
-from .data_source import DataSource
+from .data_source import DataSource, decode, report_problems
 
 log = logging.getLogger("cardiobench")
 
@@ -41,6 +42,7 @@ FIGURES = {"kind": "regression", "target": "EF", "prediction": "EF_pred", "unit"
 # metrics.json keys compared by `compare`/the leaderboard, with the test used for each.
 COMPARED = {"mae": "paired bootstrap", "rmse": "paired bootstrap", "r2": "paired bootstrap",
             "auc_ef50": "paired DeLong"}
+EXTRA_DEFINITIONS = {"auc_ef50": "AUC of -EF_pred for true EF < 50 % (DeLong CI, pROC ci.auc)"}
 
 
 def normalize_id(sample_id: str) -> str:
@@ -73,22 +75,12 @@ def run(cfg: DictConfig, run: Run, source: DataSource, device: str) -> pd.DataFr
     ds = echonet_dynamic.read(source.root)
     problems: list[Problem] = list(ds.problems)
     samples = ds.samples
-    if cfg.data.get("decoded_cache", True):  # decode once, memory-map afterwards
-        videos, decode_problems = load_cached(cfg.data.cache_dir, cfg.task.format, list(samples.FileName),
-                                              list(samples.path), cfg.clip.size, workers=cfg.data.workers,
-                                              progress=cfg.progress)
-    else:
-        videos, decode_problems = load_videos(list(samples.path), cfg.clip.size, list(samples.FileName),
-                                              progress=cfg.progress, workers=cfg.data.workers)
+    videos, decode_problems = decode(cfg, list(samples.FileName), list(samples.path), cfg.clip.size)
     problems += decode_problems
     ok = np.array([v is not None for v in videos])
     samples = samples[ok].reset_index(drop=True)
     videos = [v for v in videos if v is not None]
-    if problems:
-        problems_frame(problems).to_csv(run.path / "skipped.csv", index=False)
-        for p in problems:
-            log.warning("%s", p)
-        log.warning("%d data problem(s); affected samples skipped, listed in %s", len(problems), run.path / "skipped.csv")
+    report_problems(run.path, problems)
 
     split = samples.Split.to_numpy()
     idx = {k: np.flatnonzero(split == k) for k in echonet_dynamic.SPLITS}
@@ -115,10 +107,13 @@ def run(cfg: DictConfig, run: Run, source: DataSource, device: str) -> pd.DataFr
              cfg.model.name, sum(p.numel() for p in model.parameters()) / 1e6, len(idx["TRAIN"]), len(idx["VAL"]),
              len(idx["TEST"]), cfg.clip.frames, cfg.clip.size, cfg.clip.size, cfg.clip.period)
 
+    # Found (and a bad segmentation_run refused) before training, not after it.
+    found = segmentation_sizes(cfg, source) if "beat_by_beat" in eval_modes(cfg) else None
     history = fit(model, clips("TRAIN", cfg.seed), clips("VAL", cfg.seed + 1), tcfg, run.checkpoints,
                   loss_fn=LOSSES[loss_name], resume=bool(cfg.resume),
                   on_epoch=lambda rec: run.update_manifest(epochs_done=rec["epoch"]))
     pd.DataFrame(history).to_csv(run.path / "history.csv", index=False)
+    model = channels_last(model)
 
     test = clips(cfg.task.split, cfg.seed + 2)
     rows = samples.iloc[idx[cfg.task.split]]
@@ -139,8 +134,23 @@ def run(cfg: DictConfig, run: Run, source: DataSource, device: str) -> pd.DataFr
             stride = int(cfg.eval.get("all_clips_stride", 1))
             table["EF_pred"] = predict_all_clips(model, test, tcfg, stride, int(cfg.eval.get("clip_batch", 16)))
             table["clips_stride"] = stride
+        elif mode == "beat_by_beat":
+            if found is None:
+                log.warning("beat_by_beat skipped: no finished echonet_seg run with size.csv on this data (fingerprint "
+                            "%s) under %s; run `cardiobench run --task echonet_seg` first, or set "
+                            "eval.segmentation_run=RUN_DIR", source.fingerprint, Path(cfg.runs_root) / "echonet_seg")
+                run.update_manifest(beat_by_beat={"skipped": "no echonet_seg run with size.csv on this data"})
+                continue
+            seg_run, sizes = found
+            fps = rows["FPS"].to_numpy(float) if "FPS" in rows.columns else np.full(len(rows), 50.0)
+            pred, n_beats, fallback = predict_beats(model, test, tcfg, list(rows.FileName), sizes, fps,
+                                                    int(cfg.eval.get("max_beats", 5)), int(cfg.eval.get("clip_batch", 16)),
+                                                    int(cfg.eval.get("all_clips_stride", 1)))
+            table["EF_pred"], table["beats"], table["beat_fallback"] = pred, n_beats, fallback
+            run.update_manifest(beat_by_beat={"segmentation_run": str(Path(seg_run).resolve()), "videos": len(rows),
+                                              "videos_without_beat": int((n_beats == 0).sum())})
         else:
-            raise DataError(f"eval mode {mode!r} is not available for echonet_ef (single_clip, all_clips)")
+            raise DataError(f"eval mode {mode!r} is not available for echonet_ef (single_clip, all_clips, beat_by_beat)")
         tables.append(table)
     out = pd.concat(tables, ignore_index=True)
     return out[PREDICTION_COLUMNS + [c for c in out.columns if c not in PREDICTION_COLUMNS]]
@@ -162,6 +172,9 @@ def predict_all_clips(model: torch.nn.Module, ds: EchoClips, tcfg: TrainConfig, 
     """
     from tqdm.auto import tqdm
 
+    from ..memory import return_large_blocks
+
+    return_large_blocks()  # activations of long evaluations must not pile up in the heap
     model.eval()
     device = torch.device(tcfg.device)
     span = (ds.frames - 1) * ds.period + 1
@@ -175,6 +188,77 @@ def predict_all_clips(model: torch.nn.Module, ds: EchoClips, tcfg: TrainConfig, 
             total += float(model(x).float().sum())
         out[i] = total / len(starts)
     return out
+
+
+def segmentation_sizes(cfg: DictConfig, source: DataSource) -> tuple[Path, pd.DataFrame] | None:
+    """(run folder, size.csv) of the segmentation run whose LV area curves drive beat-by-beat EF.
+
+    ``eval.segmentation_run``: a run folder (or a size.csv), or ``auto`` for the newest finished
+    ``echonet_seg`` run under ``runs_root`` on the same data (same fingerprint); None when none is found.
+    """
+    from ..runs import find_runs
+
+    where = cfg.eval.get("segmentation_run", "auto")
+    if where is None:
+        return None
+    if str(where) != "auto":
+        path = Path(str(where)).expanduser()
+        file = path if path.suffix == ".csv" else path / "size.csv"
+        if not file.is_file():
+            raise DataError(f"{file}: eval.segmentation_run has no size.csv (an echonet_seg run folder writes one)")
+        return file.parent, read_sizes(file)
+    best = None
+    for r in find_runs([Path(cfg.runs_root) / "echonet_seg"]):
+        m = r.manifest()
+        if (m.get("status") == "finished" and m.get("data", {}).get("fingerprint") == source.fingerprint
+                and (r.path / "size.csv").is_file() and (best is None or m.get("ended", "") > best[1])):
+            best = (r.path, m.get("ended", ""))
+    return None if best is None else (best[0], read_sizes(best[0] / "size.csv"))
+
+
+def read_sizes(file: Path) -> pd.DataFrame:
+    """size.csv (ours or the original code's): Filename, Frame, Size per frame."""
+    try:
+        sizes = pd.read_csv(file)
+    except Exception as exc:
+        raise DataError(f"{file}: cannot be parsed as CSV ({exc})") from None
+    missing = [c for c in ("Filename", "Frame", "Size") if c not in sizes.columns]
+    if missing:
+        raise DataError(f"{file}: missing column(s) {', '.join(missing)}")
+    sizes["Filename"] = sizes["Filename"].map(normalize_id)
+    return sizes
+
+
+@torch.no_grad()
+def predict_beats(model: torch.nn.Module, ds: EchoClips, tcfg: TrainConfig, names: list[str], sizes: pd.DataFrame,
+                  fps: np.ndarray, max_beats: int = 5, batch: int = 16,
+                  stride: int = 1) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Beat-by-beat EF: the mean prediction over clips centred on each end-systole (up to ``max_beats``).
+
+    End-systoles come from the segmentation's area curve (:func:`cardiobench.data.beats.end_systoles`).
+    A video with no area curve or no detected beat is predicted by all-clips averaging instead;
+    returns (EF_pred, beats used, fallback reason or "").
+    """
+    from ..data import beats
+
+    model.eval()
+    device = torch.device(tcfg.device)
+    curves = {k: g.sort_values("Frame").Size.to_numpy(float) for k, g in sizes.groupby("Filename")}
+    pred, n_beats, fallback = np.empty(len(ds)), np.zeros(len(ds), dtype=int), [""] * len(ds)
+    for i, (name, video) in enumerate(zip(names, ds.videos)):
+        area = curves.get(normalize_id(name))
+        es = beats.end_systoles(area, fps[i]) if area is not None else np.zeros(0, int)
+        if len(es) == 0:
+            fallback[i] = "no area curve: all clips" if area is None else "no beat found: all clips"
+            single = EchoClips([video], [0.0], ds.frames, ds.period, ds.mean, ds.std,
+                               normalize=ds.normalize, layout=ds.layout)
+            pred[i] = predict_all_clips(model, single, replace(tcfg, progress=False), stride, batch)[0]
+            continue
+        starts = beats.beat_clip_starts(es, len(video), ds.frames, ds.period, max_beats)
+        x = torch.stack([ds.clip(video, int(s)) for s in starts]).to(device)
+        pred[i] = float(torch.cat([model(x[j:j + batch]).float() for j in range(0, len(x), batch)]).mean())
+        n_beats[i] = len(starts)
+    return pred, n_beats, fallback
 
 
 EF_BINS = (0, 30, 40, 55, 70, 101)
@@ -207,6 +291,14 @@ def evaluate(pred: pd.DataFrame, cfg: DictConfig) -> dict:
         out["primary_mode"] = modes[0]
         out["by_mode"] = {m: {k: v for k, v in evaluate(pred[pred["mode"].astype(str) == m], cfg).items()
                               if k in cfg.task.metrics} for m in modes}
+        if "beat_by_beat" in modes and "beats" in pred.columns:
+            bb = pred[pred["mode"].astype(str) == "beat_by_beat"]
+            none = bb.beats.to_numpy() == 0
+            out["by_mode"]["beat_by_beat"]["beats"] = {
+                "videos": len(bb), "videos_without_beat": int(none.sum()),
+                "mean_beats_per_video": float(bb.beats[~none].mean()) if (~none).any() else None,
+                "handling": "videos without a usable beat (no area curve, or no end-systole found on it) are "
+                            "predicted by all-clips averaging and kept in every metric"}
         return out
     y, p = pred.EF.to_numpy(float), pred.EF_pred.to_numpy(float)
     groups = pred.patient_id.to_numpy() if pred.patient_id.duplicated().any() else None
