@@ -144,6 +144,8 @@ def _figures(row: dict, module, k: int) -> list[dict]:
     from . import plots
 
     spec = getattr(module, "FIGURES", None)
+    if spec and spec.get("kind") == "segmentation":
+        return _segmentation_figures(row, k)
     if not spec or spec.get("kind") != "regression":
         return []
     pred = one_mode(row["run"].predictions(), [])  # the primary mode, as in metrics.json
@@ -154,6 +156,38 @@ def _figures(row: dict, module, k: int) -> list[dict]:
     if 2 <= label.sum() <= len(label) - 2:
         figs.append(("ROC", plots.roc_plot(label, -p, spec["positive_name"])))
     figs.append(("Error by range", plots.per_bin_errors(y, p, spec["bins"], spec["unit"])))
+    return [dict(title=t, svg=Markup(plots.uniquify_ids(svg, f"r{k}f{j}"))) for j, (t, svg) in enumerate(figs)]
+
+
+def _segmentation_figures(row: dict, k: int) -> list[dict]:
+    """Per-video Dice, agreement of predicted with traced LV area, and a few area curves with their beats."""
+    import pandas as pd
+
+    from . import plots
+
+    pred = row["run"].predictions()
+    dice = {ph: (2 * pred[f"inter_{ph}"] / (pred[f"pred_{ph}"] + pred[f"true_{ph}"])).to_numpy(float) for ph in ("ED", "ES")}
+    pooled = {ph: float(2 * pred[f"inter_{ph}"].sum() / (pred[f"pred_{ph}"].sum() + pred[f"true_{ph}"].sum()))
+              for ph in ("ED", "ES")}
+    true = np.concatenate([pred.true_ED, pred.true_ES]).astype(float)
+    area = np.concatenate([pred.pred_ED, pred.pred_ES]).astype(float)
+    figs = [("Dice per video", plots.dice_by_video(dice["ED"], dice["ES"], pooled["ED"], pooled["ES"])),
+            ("LV area: Bland-Altman", plots.bland_altman_plot(true, area, "LV area (px)"))]
+    size_file = row["run"].path / "size.csv"
+    if size_file.is_file():
+        sizes = pd.read_csv(size_file)
+        mean = (dice["ED"] + dice["ES"]) / 2
+        order = np.argsort(mean)
+        picks = [(order[0], "lowest Dice"), (order[len(order) // 2], "median Dice"), (order[-1], "highest Dice")]
+        curves = []
+        for i, what in picks:
+            g = sizes[sizes.Filename.astype(str) == str(pred.sample_id.iloc[i])].sort_values("Frame")
+            if len(g):
+                curves.append((f"{pred.sample_id.iloc[i]} ({what} {mean[i]:.3f})", g.Size.to_numpy(float),
+                               np.flatnonzero(((g.HumanLarge == 1) | (g.HumanSmall == 1)).to_numpy()),
+                               np.flatnonzero((g.ComputerSmall == 1).to_numpy())))
+        if curves:
+            figs.append(("LV area curves", plots.area_curves(curves)))
     return [dict(title=t, svg=Markup(plots.uniquify_ids(svg, f"r{k}f{j}"))) for j, (t, svg) in enumerate(figs)]
 
 
@@ -227,8 +261,12 @@ def render_site(paths: list[str | Path], out: str | Path | None, figures: bool =
         records = _table_records(rows, task, metric_names)
         _write_downloads(site, task_name, records)
         ci = (rows[0]["metrics"].get(main) or {}) if rows else {}
+        compared = dict(getattr(module, "COMPARED", {}))
+        extra = {m: getattr(module, "EXTRA_DEFINITIONS", {}).get(m, "") for m in compared
+                 if m not in task.metric_definitions}
         html = env.get_template("task.html.j2").render(task=task, rows=rows, published=published, main=main,
-                                                       metric_names=metric_names, ci=ci, alpha=ALPHA)
+                                                       metric_names=metric_names, ci=ci, alpha=ALPHA,
+                                                       compared=compared, extra_definitions=extra)
         write_text(task_page_path(out, task_name), html)
         cards.append(dict(task=task, best=rows[:3], n=len(rows), page=f"{task_name}.html"))
     write_text(site / "index.html", env.get_template("index.html.j2").render(cards=cards))

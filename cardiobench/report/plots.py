@@ -126,3 +126,31 @@ def uniquify_ids(svg: str, prefix: str) -> str:
         svg = svg.replace(f'id="{i}"', f'id="{prefix}{i}"').replace(f"#{i})", f"#{prefix}{i})").replace(
             f'"#{i}"', f'"#{prefix}{i}"')
     return svg
+
+
+def dice_by_video(dice_ed: np.ndarray, dice_es: np.ndarray, pooled_ed: float, pooled_es: float) -> str:
+    """Per-video Dice of the traced ED and ES frames (one dot per video), pooled Dice as a bar."""
+    fig, ax = plt.subplots(figsize=(3.6, 3.4))
+    jitter = np.random.default_rng(0)
+    for k, (d, pooled, name) in enumerate(((dice_ed, pooled_ed, "ED"), (dice_es, pooled_es, "ES"))):
+        ax.scatter(k + jitter.uniform(-0.15, 0.15, len(d)), d, s=10, alpha=0.6, color="tab:blue", edgecolor="none")
+        ax.hlines(pooled, k - 0.3, k + 0.3, color="tab:red", lw=1.5)
+        ax.annotate(f"pooled {pooled:.3f}", (k, pooled), xytext=(0, 4), textcoords="offset points", ha="center",
+                    fontsize=8, color="tab:red")
+    ax.set(xticks=[0, 1], xticklabels=["ED", "ES"], ylabel="Dice", title="Dice per video", xlim=(-0.6, 1.6))
+    return to_svg(fig)
+
+
+def area_curves(curves: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]) -> str:
+    """LV area against frame for a few videos: (label, area, human ED/ES frames, detected end-systoles)."""
+    fig, axes = plt.subplots(len(curves), 1, figsize=(4.8, 1.3 * len(curves) + 0.4), sharex=False, squeeze=False)
+    for ax, (label, area, human, found) in zip(axes[:, 0], curves):
+        ax.plot(np.arange(len(area)), area, color="tab:blue", lw=1)
+        ax.scatter(found, area[found], marker="v", color="tab:red", s=18, zorder=3, label="end-systole found")
+        ax.scatter(human, area[human], marker="o", facecolor="none", edgecolor="k", s=30, zorder=3, label="traced ED/ES")
+        ax.set_ylabel("area (px)")
+        ax.set_title(label, fontsize=8, loc="left")
+    axes[0, 0].legend(fontsize=7, frameon=False, loc="upper right")
+    axes[-1, 0].set_xlabel("frame")
+    fig.tight_layout()
+    return to_svg(fig)
