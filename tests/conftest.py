@@ -13,8 +13,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 
 # Tiny sizes for pipeline tests (determinism, resume): they test plumbing, not learning.
+# eval.segmentation_run=null: beat-by-beat must not depend on segmentation runs lying around in runs/.
 TINY = ["data.twin.n=24", "clip.frames=8", "clip.period=8", "clip.size=24", "train.epochs=2",
-        "train.batch_size=4", "progress=false", "report=false"]
+        "train.batch_size=4", "progress=false", "report=false", "eval.segmentation_run=null"]
 
 
 @pytest.fixture(scope="session")

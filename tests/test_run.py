@@ -33,7 +33,7 @@ def test_run_folder_contract(seed0):
     assert list(pred.columns[:5]) == ["sample_id", "patient_id", "split", "EF", "EF_pred"]
     assert (pred.split == "TEST").all() and list(pred["mode"].unique()) == ["single_clip", "all_clips"]
     assert all(g.sample_id.is_unique for _, g in pred.groupby("mode"))
-    assert (pred.clips_stride[pred["mode"] == "all_clips"] == 4).all()
+    assert (pred.clips_stride[pred["mode"] == "all_clips"] == 8).all()
     metrics = json.loads((seed0 / "metrics.json").read_text())
     for k in ("mae", "rmse", "r2"):
         v = metrics[k]

@@ -1,0 +1,118 @@
+"""echonet_seg pieces: masks from tracings, pooled Dice, DeepLabV3 builders, beat detection, losses."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.signal import find_peaks
+from sklearn.metrics import f1_score
+
+from cardiobench import stats
+from cardiobench.data import beats, echonet_dynamic
+from cardiobench.data.twins import echo_phantom
+from cardiobench.losses import LOSSES
+from cardiobench.models import build
+
+
+def _phantom_tracing(seed: int, which: int = 0):
+    ph = echo_phantom.sample(np.random.default_rng(seed))
+    frame = ph.traced_frames()[which]
+    axis, chords = echo_phantom.trace(ph, frame)
+    return ph, frame, echonet_dynamic.Tracing(frame, axis, chords)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_mask_from_tracing_matches_the_phantom_cavity(seed):
+    # The mask drawn from the 20 traced chords must cover the cavity the pixels were rendered from.
+    ph, frame, t = _phantom_tracing(seed)
+    mask, off = echonet_dynamic.trace_mask(t, 112, 112, 112)
+    length, width = ph.geometry(np.array([frame]))
+    yy, xx = np.mgrid[0:112, 0:112].astype(np.float32)
+    cavity = echo_phantom.lv_signed_distance(ph, xx, yy, length[0], width[0]) < 0
+    dice = 2 * (mask.astype(bool) & cavity).sum() / (mask.sum() + cavity.sum())
+    assert dice > 0.96 and off == 0
+    # Resized masks keep the area in proportion (pixel centres mapped, not corners).
+    small, _ = echonet_dynamic.trace_mask(t, 112, 112, 56)
+    assert int(small.sum()) * 4 == pytest.approx(int(mask.sum()), rel=0.03)
+
+
+def test_outline_off_the_image_is_counted_and_clipped():
+    _, _, t = _phantom_tracing(0)
+    shifted = echonet_dynamic.Tracing(t.frame, t.axis, t.chords + np.array([-t.chords[:, 0].min() - 5, 0] * 2))
+    mask, off = echonet_dynamic.trace_mask(shifted, 112, 112, 112)
+    assert 0 < off < len(shifted.polygon()) and 0 < mask.sum()
+    gone = echonet_dynamic.Tracing(t.frame, t.axis, t.chords + 500)
+    mask, off = echonet_dynamic.trace_mask(gone, 112, 112, 112)
+    assert mask.sum() == 0 and off == len(gone.polygon())
+
+
+def test_pooled_dice_is_pixel_f1_and_bootstraps_by_video():
+    rng = np.random.default_rng(0)
+    truth = rng.random((10, 16, 16)) < 0.3
+    pred = truth ^ (rng.random((10, 16, 16)) < 0.1)
+    inter = (pred & truth).sum(axis=(1, 2))
+    total = pred.sum(axis=(1, 2)) + truth.sum(axis=(1, 2))
+    r = stats.bootstrap_ci("dice", inter, total, n_resamples=999)
+    assert r.estimate == pytest.approx(f1_score(truth.ravel(), pred.ravel()), abs=1e-12)
+    assert r.low < r.estimate < r.high
+
+
+def test_paired_rows_diff_equals_paired_diff():
+    rng = np.random.default_rng(1)
+    y = rng.normal(50, 10, 60)
+    a, b = y + rng.normal(0, 3, 60), y + rng.normal(0, 5, 60)
+    one = stats.paired_bootstrap_diff("mae", y, a, b, n_resamples=999)
+    two = stats.paired_bootstrap_diff_rows("mae", (y, a), (y, b), n_resamples=999)
+    assert (one.diff, one.low, one.high, one.p_value) == (two.diff, two.low, two.high, two.p_value)
+
+
+@pytest.mark.parametrize("name,kw", [("deeplabv3_resnet50", {}), ("deeplabv3_lite", {"layers": [1, 1]})])
+def test_deeplab_builds_offline_with_one_logit_channel(name, kw, tmp_path):
+    model = build(name, **kw).eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, 64, 64))
+    assert out.shape == (2, 1, 64, 64)
+    # A checkpoint saved by the original code (DataParallel: "module." prefixes) loads.
+    state = {f"module.{k}": v + 1 for k, v in model.net.state_dict().items()}
+    torch.save({"state_dict": state}, tmp_path / "w.pt")
+    again = build(name, weights=str(tmp_path / "w.pt"), **kw)
+    k = next(iter(model.net.state_dict()))
+    assert torch.equal(again.net.state_dict()[k], model.net.state_dict()[k] + 1)
+
+
+def test_summed_bce_is_the_mean_times_the_pixel_count():
+    logits, target = torch.randn(3, 8, 8), (torch.rand(3, 8, 8) > 0.5).float()
+    assert LOSSES["bce_sum"](logits, target).item() == pytest.approx(LOSSES["bce"](logits, target).item() * 192, rel=1e-5)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_end_systoles_found_on_a_noisy_area_curve(seed):
+    ph = echo_phantom.sample(np.random.default_rng(seed))
+    length, width = ph.geometry(np.arange(ph.n_frames))
+    area = length * width  # proportional to the cavity's area
+    minima = find_peaks(-area)[0]  # every local minimum of the clean curve is an end-systole
+    noisy = area + np.random.default_rng(seed).normal(0, 0.05 * beats.robust_range(area), len(area))
+    found = beats.end_systoles(noisy, echo_phantom.FPS)
+    assert all(np.abs(minima - f).min() <= 3 for f in found)  # each detection within 60 ms of a true one
+    # Only a beat cut off by the video's end (too little recovery after it for the prominence) is lost.
+    assert len(minima) - 1 <= len(found) <= len(minima) and len(found) >= 1
+
+
+def test_no_beat_on_a_flat_or_tiny_curve():
+    assert len(beats.end_systoles(np.full(100, 500.0), 50)) == 0
+    assert len(beats.end_systoles(np.array([1.0, 2.0]), 50)) == 0
+
+
+def test_robust_range_uses_percentiles_not_the_original_power_slip():
+    area = np.concatenate([np.linspace(100, 200, 198), [0.0, 1000.0]])  # two outliers
+    lo, hi = np.percentile(area, [5, 95])
+    assert beats.robust_range(area) == pytest.approx(hi - lo)
+    slip = sorted(area)[round(len(area) ** 0.95)] - sorted(area)[round(len(area) ** 0.05)]
+    assert abs(beats.robust_range(area) - slip) > 5
+
+
+def test_beat_clips_are_centred_and_stay_inside():
+    starts = beats.beat_clip_starts(np.array([10, 60, 100, 140, 180, 220, 260]), 300, frames=32, period=2)
+    assert len(starts) == 5  # at most five beats
+    assert starts[0] == 0 and starts[1] == 60 - 31 and starts.max() <= 300 - 63
+    assert list(beats.beat_clip_starts(np.array([20]), 40, 32, 2)) == [0]  # short video: padded clip
