@@ -116,3 +116,29 @@ def test_missing_segmentation_run_is_refused_before_training(bad_tracings, cache
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert f"{tmp_path / 'nope' / 'size.csv'}: eval.segmentation_run has no size.csv" in proc.stderr
     assert not (tmp_path / "ef" / "checkpoints" / "last.pt").exists()
+
+
+def test_auto_finds_the_newest_finished_segmentation_run_on_the_same_data(seg_run, tmp_path):
+    from omegaconf import OmegaConf
+
+    from cardiobench.tasks.data_source import DataSource
+    from cardiobench.tasks.echonet_ef import segmentation_sizes
+
+    d, _ = seg_run
+    fp = json.loads((d / "manifest.json").read_text())["data"]["fingerprint"]
+    base = tmp_path / "runs" / "echonet_seg" / "echonet_dynamic_deeplabv3"
+
+    def place(name: str, **manifest) -> None:
+        shutil.copytree(d, base / name)
+        m = json.loads((base / name / "manifest.json").read_text())
+        m.update(manifest)
+        (base / name / "manifest.json").write_text(json.dumps(m))
+
+    place("old", ended="2026-01-01T00:00:00+00:00")
+    place("new", ended="2026-06-01T00:00:00+00:00")
+    place("unfinished", status="running", ended="2026-12-01T00:00:00+00:00")
+    place("other-data", data={"fingerprint": "0000"}, ended="2026-12-01T00:00:00+00:00")
+    cfg = OmegaConf.create({"runs_root": str(tmp_path / "runs"), "eval": {"segmentation_run": "auto"}})
+    found, sizes = segmentation_sizes(cfg, DataSource(d, True, fp))
+    assert found == base / "new" and len(sizes) == len(pd.read_csv(d / "size.csv"))
+    assert segmentation_sizes(cfg, DataSource(d, True, "ffff")) is None
