@@ -87,6 +87,11 @@ def test_beat_by_beat_uses_the_segmentation_curves(seg_run, bad_tracings, cache_
     bb = pred[pred["mode"] == "beat_by_beat"]
     assert bb.beats.between(0, 5).all() and (bb.beats > 0).any()
     assert (bb.beat_fallback.isna() == (bb.beats > 0)).all()
+    per_beat = pd.read_csv(ef / "beats.csv")  # one row per beat; their mean is the video's prediction
+    assert per_beat.groupby("sample_id").size().sum() == bb.beats.sum()
+    means = per_beat.groupby("sample_id").EF_pred.mean()
+    with_beats = bb[bb.beats > 0].set_index("sample_id")
+    assert (means[with_beats.index] - with_beats.EF_pred).abs().max() < 1e-4
     m = json.loads((ef / "metrics.json").read_text())
     info = m["by_mode"]["beat_by_beat"]["beats"]
     assert info["videos"] == len(bb) and info["videos_without_beat"] == int((bb.beats == 0).sum())

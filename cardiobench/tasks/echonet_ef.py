@@ -20,6 +20,7 @@ from ..data import echonet_dynamic
 from ..data.clips import EchoClips, intensity_stats
 from ..data.problems import Problem
 from ..errors import DataError
+from ..io import write_text
 from ..models import build
 from ..models.video_resnet import channels_last
 from ..runs import Run
@@ -143,10 +144,13 @@ def run(cfg: DictConfig, run: Run, source: DataSource, device: str) -> pd.DataFr
                 continue
             seg_run, sizes = found
             fps = rows["FPS"].to_numpy(float) if "FPS" in rows.columns else np.full(len(rows), 50.0)
+            per_beat: list[dict] = []
             pred, n_beats, fallback = predict_beats(model, test, tcfg, list(rows.FileName), sizes, fps,
                                                     int(cfg.eval.get("max_beats", 5)), int(cfg.eval.get("clip_batch", 16)),
-                                                    int(cfg.eval.get("all_clips_stride", 1)))
+                                                    int(cfg.eval.get("all_clips_stride", 1)), records=per_beat)
             table["EF_pred"], table["beats"], table["beat_fallback"] = pred, n_beats, fallback
+            write_text(run.path / "beats.csv", pd.DataFrame(
+                per_beat, columns=["sample_id", "beat", "es_frame", "clip_start", "EF_pred"]).to_csv(index=False))
             run.update_manifest(beat_by_beat={"segmentation_run": str(Path(seg_run).resolve()), "videos": len(rows),
                                               "videos_without_beat": int((n_beats == 0).sum())})
         else:
@@ -231,13 +235,14 @@ def read_sizes(file: Path) -> pd.DataFrame:
 
 @torch.no_grad()
 def predict_beats(model: torch.nn.Module, ds: EchoClips, tcfg: TrainConfig, names: list[str], sizes: pd.DataFrame,
-                  fps: np.ndarray, max_beats: int = 5, batch: int = 16,
-                  stride: int = 1) -> tuple[np.ndarray, np.ndarray, list[str]]:
+                  fps: np.ndarray, max_beats: int = 5, batch: int = 16, stride: int = 1,
+                  records: list[dict] | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Beat-by-beat EF: the mean prediction over clips centred on each end-systole (up to ``max_beats``).
 
     End-systoles come from the segmentation's area curve (:func:`cardiobench.data.beats.end_systoles`).
     A video with no area curve or no detected beat is predicted by all-clips averaging instead;
-    returns (EF_pred, beats used, fallback reason or "").
+    returns (EF_pred, beats used, fallback reason or ""). ``records`` collects one dict per beat
+    (sample_id, beat, es_frame, clip_start, EF_pred): the run's beats.csv.
     """
     from ..data import beats
 
@@ -256,8 +261,12 @@ def predict_beats(model: torch.nn.Module, ds: EchoClips, tcfg: TrainConfig, name
             continue
         starts = beats.beat_clip_starts(es, len(video), ds.frames, ds.period, max_beats)
         x = torch.stack([ds.clip(video, int(s)) for s in starts]).to(device)
-        pred[i] = float(torch.cat([model(x[j:j + batch]).float() for j in range(0, len(x), batch)]).mean())
+        per_beat = torch.cat([model(x[j:j + batch]).float() for j in range(0, len(x), batch)])[:, 0].cpu().numpy()
+        pred[i] = float(per_beat.mean())
         n_beats[i] = len(starts)
+        if records is not None:
+            records.extend(dict(sample_id=name, beat=k + 1, es_frame=int(e), clip_start=int(st), EF_pred=float(v))
+                           for k, (e, st, v) in enumerate(zip(es, starts, per_beat)))
     return pred, n_beats, fallback
 
 
