@@ -1,9 +1,30 @@
-"""Helpers for benchmarks that report a ratio against a reference timed in the same process."""
+"""Helpers for benchmarks that report a ratio against a reference timed in the same process.
+
+``--quick`` (what `.ci/run` uses) times each side fewer times; the asserted ratios are the same.
+"""
 from __future__ import annotations
 
 import time
 import tracemalloc
 from typing import Callable
+
+import pytest
+
+
+def pytest_addoption(parser):
+    parser.addoption("--quick", action="store_true", help="fewer repetitions (CI): same assertions, noisier times")
+
+
+@pytest.fixture(scope="session")
+def repeats(request) -> Callable[[int], int]:
+    """``repeats(n)``: n timing repetitions, or 1 with --quick."""
+    quick = request.config.getoption("--quick")
+    return lambda n: 1 if quick else n
+
+
+@pytest.fixture(scope="session")
+def quick(request) -> bool:
+    return bool(request.config.getoption("--quick"))
 
 
 def best_time(fn: Callable[[], object], repeat: int = 3) -> float:

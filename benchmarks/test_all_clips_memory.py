@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 SCRIPT = r"""
@@ -39,14 +40,22 @@ def measure(stride: int, batch: int) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+class MemoryTargetMissed(AssertionError):
+    """The peak resident memory is above the issue's 1 GiB target (the only expected failure here)."""
+
+
 @pytest.mark.xfail(reason="torch + torchvision (CUDA build) + scipy/pandas/cv2 + the 31.5 M-parameter model take "
-                          "~930 MiB before the first clip; evaluation adds ~210 MiB at clip_batch 1", strict=False)
+                          "~930 MiB before the first clip; evaluation adds ~210 MiB at clip_batch 1",
+                   raises=MemoryTargetMissed, strict=True)
 @pytest.mark.parametrize("batch", [1, 2])
-def test_all_clips_peak_memory_on_1000_frames(benchmark, batch):
-    # Every 40th start keeps the CPU time to a minute or two; memory does not depend on the stride.
-    r = measure(stride=40, batch=batch)
+def test_all_clips_peak_memory_on_1000_frames(benchmark, batch, quick):
+    # Every 40th start (every 200th with --quick) keeps the CPU time to a minute or two; memory
+    # does not depend on the stride (clips are built a batch at a time from the uint8 video).
+    r = measure(stride=200 if quick else 40, batch=batch)
     benchmark.extra_info.update(r)
     benchmark.pedantic(lambda: None, rounds=1, iterations=1)
     print(f"\nall-clips on a 1000-frame video, clip_batch {batch}: peak RSS {r['peak_rss_mib']:.0f} MiB "
           f"(before the first clip: {r['rss_before_mib']:.0f} MiB), {r['clips']} clips in {r['seconds']:.0f} s")
-    assert r["peak_rss_mib"] <= 1024
+    assert r["clips"] >= 5 and np.isfinite(r["pred"])  # it evaluated: a crash is no expected failure
+    if r["peak_rss_mib"] > 1024:
+        raise MemoryTargetMissed(f"peak RSS {r['peak_rss_mib']:.0f} MiB > 1024 MiB")

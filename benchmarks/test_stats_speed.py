@@ -23,12 +23,12 @@ def scores():
     return y, rng.normal(size=n) + y, rng.normal(size=n) + 0.8 * y
 
 
-def test_delong_two_models_vs_one_sklearn_auc(benchmark, scores):
+def test_delong_two_models_vs_one_sklearn_auc(benchmark, scores, repeats):
     y, a, b = scores
-    ref = best_time(lambda: roc_auc_score(y, a), repeat=5)
-    ours = best_time(lambda: stats.delong_test(y, a, b), repeat=5)
+    ref = best_time(lambda: roc_auc_score(y, a), repeat=repeats(5) + 1)
+    ours = best_time(lambda: stats.delong_test(y, a, b), repeat=repeats(5) + 1)
     benchmark.extra_info.update(sklearn_one_auc_s=ref, delong_test_s=ours, ratio=ours / ref)
-    benchmark.pedantic(stats.delong_test, args=(y, a, b), rounds=3, iterations=1)
+    benchmark.pedantic(stats.delong_test, args=(y, a, b), rounds=repeats(3), iterations=1)
     print(f"\ndelong_test(n=1e6, 2 models) {ours:.3f} s; roc_auc_score(one) {ref:.3f} s; ratio {ours / ref:.2f}")
     assert ours <= 1.5 * ref
 
@@ -37,7 +37,7 @@ def _mae(a, b, axis=-1):
     return np.abs(a - b).mean(axis=axis)
 
 
-def test_bca_mae_vs_scipy(benchmark):
+def test_bca_mae_vs_scipy(benchmark, repeats):
     rng = np.random.default_rng(1)
     y = rng.normal(55, 12, 10**4)
     p = y + rng.gamma(2, 2, 10**4)
@@ -50,11 +50,11 @@ def test_bca_mae_vs_scipy(benchmark):
         return ss.bootstrap((y, p), _mae, paired=True, method="BCa", n_resamples=9999, batch=500, random_state=0)
 
     t_ref = best_time(scipy_bca, repeat=1)
-    t_ours = best_time(ours, repeat=3)
+    t_ours = best_time(ours, repeat=repeats(3) + 1)
     peak = peak_bytes(ours)
     r, ref = ours(), scipy_bca().confidence_interval
     benchmark.extra_info.update(scipy_s=t_ref, ours_s=t_ours, speedup=t_ref / t_ours, peak_mb=peak / 2**20)
-    benchmark.pedantic(ours, rounds=3, iterations=1)
+    benchmark.pedantic(ours, rounds=repeats(3), iterations=1)
     print(f"\nBCa MAE n=1e4 B=9999: ours {t_ours:.3f} s, scipy {t_ref:.3f} s, speedup {t_ref / t_ours:.1f}x, "
           f"peak {peak / 2**20:.0f} MiB; CI ours [{r.low:.4f}, {r.high:.4f}] scipy [{ref.low:.4f}, {ref.high:.4f}]")
     assert t_ref / t_ours >= 5

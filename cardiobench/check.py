@@ -1,10 +1,16 @@
-"""Metric regression gate (``cardiobench check``) against a stored reference result.
+"""Metric regression gate (``cardiobench check``) against a stored reference run.
 
-A reference file (``leaderboards/reference/<task>.json``) holds the primary metric of a reference
-run with its CI and a tolerance. A run *regresses* when its primary metric is worse than the
-reference's one-sided bound: for a lower-is-better metric, value > high + tolerance; for a
-higher-is-better one, value < low - tolerance. The CI's far end is the bound because a rerun on
-the same data can land anywhere in it; the tolerance absorbs float differences between CPUs.
+A reference is two files in ``leaderboards/reference/``: ``<task>.json`` (the primary metric of a
+reference run, its CI, the data fingerprint and a tolerance) and ``<task>.predictions.csv`` (that
+run's predictions of the primary mode). A run *regresses* when, on the same samples of the same
+data, it is
+
+* significantly worse than the reference: a one-sided paired test of the primary metric (paired
+  bootstrap for MAE or Dice, paired DeLong for an AUC) rejects at ``alpha`` = 0.05, or
+* worse by more than the tolerance (an absolute difference of the primary metric),
+
+and the check fails outright when the data fingerprint differs from the reference's: a run on
+another data set (another twin) tests nothing about regressions.
 """
 from __future__ import annotations
 
@@ -12,10 +18,18 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+
+from . import tasks
+from .compare import align_predictions, one_mode
 from .config import load_task
 from .errors import CardiobenchError
-from .io import write_json
+from .io import write_json, write_text
 from .runs import Run, now_iso
+
+ALPHA = 0.05
+N_RESAMPLES = 9999
+REFERENCE_KEYS = ("task", "metric", "direction", "value", "low", "high", "tolerance", "predictions")
 
 
 @dataclass(frozen=True)
@@ -27,15 +41,22 @@ class CheckResult:
 def _primary(run: Run) -> tuple[str, str, dict]:
     cfg = run.config()
     task = load_task(cfg.task.name)
-    m = run.metrics().get(task.main_score)
     if not run.finished:
         raise CardiobenchError(f"{run.path}: the run is not finished (status {run.manifest().get('status')!r})")
+    m = run.metrics().get(task.main_score)
     if not m or m.get("value") is None:
         raise CardiobenchError(f"{run.metrics_file}: no value for the primary metric {task.main_score!r}")
     return task.name, task.main_score_direction, m
 
 
-def load_reference(path: str | Path) -> dict:
+def predictions_file(reference: str | Path) -> Path:
+    """Where the reference's predictions sit: beside the JSON, ``<task>.predictions.csv``."""
+    p = Path(reference)
+    return p.with_name(f"{p.stem}.predictions.csv")
+
+
+def load_reference(path: str | Path) -> tuple[dict, pd.DataFrame]:
+    """The reference JSON and its predictions; CardiobenchError naming the file when either is unusable."""
     p = Path(path)
     if not p.is_file():
         raise CardiobenchError(f"{p}: reference file not found (make one with `cardiobench check RUN --reference {p} "
@@ -44,53 +65,69 @@ def load_reference(path: str | Path) -> dict:
         ref = json.loads(p.read_text())
     except json.JSONDecodeError as exc:
         raise CardiobenchError(f"{p}: not valid JSON ({exc})") from None
-    for key in ("task", "metric", "direction", "value", "low", "high", "tolerance"):
+    for key in REFERENCE_KEYS:
         if key not in ref:
-            raise CardiobenchError(f"{p}: reference lacks '{key}'")
-    return ref
+            raise CardiobenchError(f"{p}: reference lacks '{key}' (regenerate it with --write-reference)")
+    pred_file = p.parent / ref["predictions"]
+    if not pred_file.is_file():
+        raise CardiobenchError(f"{pred_file}: the reference's predictions are missing (regenerate the reference "
+                               f"with --write-reference)")
+    try:
+        pred = pd.read_csv(pred_file, dtype={"sample_id": str, "patient_id": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise CardiobenchError(f"{pred_file}: not a readable CSV file ({str(exc).splitlines()[0]})") from None
+    return ref, pred
 
 
-def check(run: Run, reference: str | Path) -> CheckResult:
-    """Compare a run's primary metric with the reference; ``ok`` is False on a significant regression."""
-    ref = load_reference(reference)
+def check(run: Run, reference: str | Path, alpha: float = ALPHA) -> CheckResult:
+    """Gate ``run`` against the reference; ``ok`` is False on a regression or on other data."""
+    ref, ref_pred = load_reference(reference)
     task, direction, m = _primary(run)
     if task != ref["task"]:
         raise CardiobenchError(f"{run.path} is task {task!r} but {reference} is for task {ref['task']!r}")
-    manifest = run.manifest()
-    lines = []
-    fp = manifest.get("data", {}).get("fingerprint")
+    fp = run.manifest().get("data", {}).get("fingerprint")
     if ref.get("data_fingerprint") and fp != ref["data_fingerprint"]:
-        lines.append(f"warning: data fingerprint {fp} differs from the reference's {ref['data_fingerprint']}: "
-                     "the test sets may differ; regenerate the reference if the data changed on purpose")
-    value, tol = float(m["value"]), float(ref["tolerance"])
-    if direction == "lower":
-        bound = ref["high"] + tol
-        ok = value <= bound
-        worse_by = value - ref["value"]
-    else:
-        bound = ref["low"] - tol
-        ok = value >= bound
-        worse_by = ref["value"] - value
-    desc = (f"{ref['metric']} = {value:.4g} [{m.get('low', float('nan')):.4g}, {m.get('high', float('nan')):.4g}] vs "
-            f"reference {ref['value']:.4g} [{ref['low']:.4g}, {ref['high']:.4g}] ({direction} is better, "
-            f"tolerance {tol:g}, bound {bound:.4g})")
-    if ok:
-        lines.append(f"OK: {desc}")
-    else:
-        lines.append(f"REGRESSION: {desc}; worse than the reference by {worse_by:.4g} "
-                     f"({100 * worse_by / abs(ref['value']):.1f} %), beyond its one-sided bound by "
-                     f"{abs(value - bound):.4g}")
-    return CheckResult(ok, lines)
+        return CheckResult(False, [f"DIFFERENT DATA: {run.path} ran on data with fingerprint {fp}, the reference on "
+                                   f"{ref['data_fingerprint']}; a run on other data is no regression check "
+                                   f"(regenerate the reference if the data changed on purpose)"])
+    metric, tol = ref["metric"], float(ref["tolerance"])
+    cfg = run.config()
+    try:
+        mine, theirs = align_predictions(run.predictions(), ref_pred, list(cfg.task.targets), str(run.path),
+                                         str(predictions_file(reference)))
+    except CardiobenchError as exc:
+        return CheckResult(False, [f"DIFFERENT SAMPLES: {exc}"])
+    # One-sided: H1 is "the run is worse", i.e. run - reference > 0 for an error, < 0 for a score.
+    alternative = "greater" if direction == "lower" else "less"
+    rows = tasks.get(task).compare(mine, theirs, n_resamples=N_RESAMPLES, alternative=alternative)
+    test = next((r for r in rows if r["metric"] == metric), None)
+    if test is None:
+        raise CardiobenchError(f"task {task!r} has no paired test for its primary metric {metric!r}")
+    worse_by = test["diff"] if direction == "lower" else -test["diff"]
+    significant = test["p_value"] < alpha
+    beyond = worse_by > tol
+    desc = (f"{metric} = {test['a']:.4g} vs reference {test['b']:.4g} on the same {len(mine)} samples "
+            f"({direction} is better): worse by {worse_by:+.4g} (tolerance {tol:g}); one-sided {test['test']}: "
+            f"p = {test['p_value']:.3g} (alpha {alpha:g})")
+    if not (significant or beyond):
+        return CheckResult(True, [f"OK: {desc}"])
+    why = [w for w, hit in (("significantly worse", significant), ("worse by more than the tolerance", beyond)) if hit]
+    pct = 100 * worse_by / abs(test["b"]) if test["b"] else float("nan")
+    return CheckResult(False, [f"REGRESSION ({' and '.join(why)}): {desc}; worse than the reference by "
+                               f"{worse_by:.4g} ({pct:.1f} %)"])
 
 
 def write_reference(run: Run, path: str | Path, tolerance: float, command: str) -> dict:
-    """Store ``run``'s primary metric as the reference for its task."""
+    """Store ``run``'s primary metric and its primary-mode predictions as the reference for its task."""
     task, direction, m = _primary(run)
     manifest = run.manifest()
+    pred_file = predictions_file(path)
+    primary = one_mode(run.predictions(), []).dropna(axis=1, how="all")  # other modes' columns are empty
+    write_text(pred_file, primary.to_csv(index=False, float_format="%.6f"))
     ref = dict(task=task, metric=load_task(task).main_score, direction=direction, value=m["value"], low=m["low"],
                high=m["high"], level=m.get("level"), method=m.get("method"), n=m.get("n"), tolerance=tolerance,
-               baseline=manifest.get("baseline"), profile=manifest.get("profile"), seed=manifest.get("seed"),
-               data_fingerprint=manifest.get("data", {}).get("fingerprint"),
+               predictions=pred_file.name, baseline=manifest.get("baseline"), profile=manifest.get("profile"),
+               seed=manifest.get("seed"), data_fingerprint=manifest.get("data", {}).get("fingerprint"),
                is_twin=manifest.get("data", {}).get("is_twin"), git_commit=manifest.get("git_commit"),
                created=now_iso(), regenerate=command)
     write_json(Path(path), ref)

@@ -71,15 +71,19 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--n-resamples", type=int, default=9999, help="bootstrap resamples (default 9999)")
 
     k = sub.add_parser("check", help="CI gate: fail when a run's primary metric regressed",
-                       description="Exit 1 when the run's primary metric is worse than the reference's one-sided "
-                                   "CI bound plus its tolerance (value > high + tolerance for lower-is-better), "
-                                   "printing what regressed and by how much; exit 0 otherwise.")
+                       description="Compare the run with a stored reference run on the same samples: exit 1 when "
+                                   "the run's primary metric is significantly worse (one-sided paired test at "
+                                   "alpha 0.05: paired bootstrap for MAE/Dice, paired DeLong for AUCs), worse by "
+                                   "more than the reference's tolerance, or scored on other data (another data "
+                                   "fingerprint or other samples); exit 0 otherwise. The reference is "
+                                   "<task>.json plus <task>.predictions.csv beside it.")
     k.add_argument("run_dir", help="the run folder to check")
     k.add_argument("--reference", required=True, help="reference JSON, e.g. leaderboards/reference/echonet_ef.json")
     k.add_argument("--write-reference", action="store_true",
-                   help="instead of checking, store this run's primary metric as the new reference")
+                   help="instead of checking, store this run (primary metric and predictions) as the new reference")
     k.add_argument("--tolerance", type=float, default=None,
-                   help="with --write-reference: slack added to the CI bound (default: keep the file's, else 0.5)")
+                   help="with --write-reference: the largest tolerated worsening of the primary metric, absolute "
+                        "(default: keep the file's, else 0.5)")
 
     d = sub.add_parser("data", help="synthesize or verify datasets", description="Synthetic twins and integrity checks.")
     dsub = d.add_subparsers(dest="data_command", metavar="ACTION")
@@ -214,10 +218,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         if tol is None:
             tol = json.loads(ref_path.read_text()).get("tolerance", 0.5) if ref_path.is_file() else 0.5
         cmd = (f"cardiobench run --task {run.config().task.name} --run-dir runs/ref && cardiobench check runs/ref "
-               f"--reference {args.reference} --write-reference")
+               f"--reference {args.reference} --write-reference --tolerance {tol:g}")
         ref = write_reference(run, ref_path, tol, cmd)
-        print(f"wrote {ref_path}: {ref['metric']} {ref['value']:.4g} [{ref['low']:.4g}, {ref['high']:.4g}], "
-              f"tolerance {tol:g}")
+        print(f"wrote {ref_path} and {ref['predictions']}: {ref['metric']} {ref['value']:.4g} "
+              f"[{ref['low']:.4g}, {ref['high']:.4g}], tolerance {tol:g}")
         return 0
     result = check(run, args.reference)
     for line in result.lines:

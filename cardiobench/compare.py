@@ -13,7 +13,13 @@ def align(run_a: Run, run_b: Run) -> tuple[pd.DataFrame, pd.DataFrame]:
     ta, tb = run_a.config().task.name, run_b.config().task.name
     if ta != tb:
         raise CardiobenchError(f"{run_a.path} is task {ta!r} but {run_b.path} is task {tb!r}")
-    a, b = run_a.predictions(), run_b.predictions()
+    return align_predictions(run_a.predictions(), run_b.predictions(), tasks_targets(run_a),
+                             str(run_a.path), str(run_b.path))
+
+
+def align_predictions(a: pd.DataFrame, b: pd.DataFrame, targets: list[str], name_a: str,
+                      name_b: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Two prediction tables of one task in the same sample order; refuses different test sets."""
     # A run evaluated in several modes (single clip, all clips, beat-by-beat) is compared in one:
     # the mode the other run has too, else its primary (first) mode.
     a = one_mode(a, modes(b))
@@ -27,15 +33,15 @@ def align(run_a: Run, run_b: Run) -> tuple[pd.DataFrame, pd.DataFrame]:
             return ", ".join("/".join(x) for x in s[:5]) + (" ..." if len(s) > 5 else "")
 
         raise CardiobenchError(
-            f"the runs were scored on different test sets: {len(only_a)} sample(s) only in {run_a.path}"
-            f"{' (' + show(only_a) + ')' if only_a else ''}, {len(only_b)} only in {run_b.path}"
+            f"the runs were scored on different test sets: {len(only_a)} sample(s) only in {name_a}"
+            f"{' (' + show(only_a) + ')' if only_a else ''}, {len(only_b)} only in {name_b}"
             f"{' (' + show(only_b) + ')' if only_b else ''}; compare needs the same samples")
     a = a.sort_values(key).reset_index(drop=True)
     b = b.sort_values(key).reset_index(drop=True)
-    for col in tasks_targets(run_a):
+    for col in targets:
         if col in a.columns and col in b.columns and not (a[col].round(4) == b[col].round(4)).all():
             raise CardiobenchError(f"the runs disagree on the ground truth column {col!r} for the same samples "
-                                   f"(different data versions?): {run_a.path} vs {run_b.path}")
+                                   f"(different data versions?): {name_a} vs {name_b}")
     return a, b
 
 

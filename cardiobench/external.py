@@ -22,13 +22,13 @@ from .runs import Run, git_commit, now_iso, versions
 from .config import PROJECT_DIR
 
 
-def compose(task: str, overrides: list[str]) -> DictConfig:
-    """The config a smoke run of the task's reference baseline would use, plus ``overrides`` (data.*)."""
+def compose(task: str, overrides: list[str], baseline: str | None = None, profile: str = "smoke") -> DictConfig:
+    """The config a run of ``baseline`` (default: the task's reference) would use, plus ``overrides``."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
     register_configs()
-    base = [f"task={task}", f"baseline={load_task(task).reference_baseline}", "profile=smoke"]
+    base = [f"task={task}", f"baseline={baseline or load_task(task).reference_baseline}", f"profile={profile}"]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = hydra_compose("config", overrides=base + list(overrides))
     return resolve(cfg, list(overrides))
@@ -109,6 +109,7 @@ def evaluate_external(task: str, predictions: str | Path, name: str, overrides: 
         "data": OmegaConf.to_container(cfg.data, resolve=True),
         "baseline": {"name": name, "task": task, "title": f"external predictions: {name}", "published": []},
         "model": {"name": name}, "profile": {"name": "external"}, "seed": None, "runs_root": cfg.runs_root,
+        "report": cfg.report, "progress": cfg.progress, "ci": OmegaConf.to_container(cfg.ci, resolve=True),
         "external": {"predictions": str(predictions.resolve()),
                      "sha256": hashlib.sha256(predictions.read_bytes()).hexdigest()},
     })

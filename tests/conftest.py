@@ -10,12 +10,50 @@ import pytest
 from cardiobench.data import echonet_dynamic
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
+DATA = Path(__file__).resolve().parent / "data"
 
 # Tiny sizes for pipeline tests (determinism, resume): they test plumbing, not learning.
 # eval.segmentation_run=null: beat-by-beat must not depend on segmentation runs lying around in runs/.
 TINY = ["data.twin.n=24", "clip.frames=8", "clip.period=8", "clip.size=24", "train.epochs=2",
         "train.batch_size=4", "progress=false", "report=false", "eval.segmentation_run=null"]
+
+# Paths under the checkout that tests may create: build and tool output, never data or runs.
+_TOOL_OUTPUT = (".venv/", ".pytest_cache/", ".benchmarks/", "cardiobench.egg-info/")
+
+
+def _untracked_state() -> set[str]:
+    """Untracked and ignored paths of the checkout (git's view), minus build and tool output."""
+    out = subprocess.run(["git", "status", "--porcelain", "--ignored", "--untracked-files=all"], cwd=ROOT,
+                         capture_output=True, text=True, check=True).stdout
+    paths = {line[3:] for line in out.splitlines() if line[:2] in ("??", "!!")}
+    allowed = [*_TOOL_OUTPUT]
+    if os.environ.get("CARDIOBENCH_SMOKE_DIR"):  # .ci/run keeps the smoke runs it gates
+        smoke = Path(os.environ["CARDIOBENCH_SMOKE_DIR"]).resolve()
+        if smoke.is_relative_to(ROOT):
+            allowed.append(f"{smoke.relative_to(ROOT)}/")
+    return {p for p in paths if "__pycache__/" not in p and not p.startswith(tuple(allowed))}
+
+
+@pytest.fixture(scope="session")
+def workdir(tmp_path_factory) -> Path:
+    """The working directory of every CLI call: a relative ``runs/`` lands here, not in the checkout."""
+    return tmp_path_factory.mktemp("work")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def hermetic(tmp_path_factory, workdir):
+    """Tests read and write only their own folders: no user cache, nothing new in the checkout."""
+    before = _untracked_state() if (ROOT / ".git").exists() else None
+    old = os.environ.get("CARDIOBENCH_CACHE")
+    os.environ["CARDIOBENCH_CACHE"] = str(tmp_path_factory.mktemp("default_cache"))
+    yield
+    if old is None:
+        os.environ.pop("CARDIOBENCH_CACHE", None)
+    else:
+        os.environ["CARDIOBENCH_CACHE"] = old
+    if before is not None:
+        new = sorted(_untracked_state() - before)
+        assert not new, f"the tests wrote into the checkout: {', '.join(new[:10])}"
 
 
 @pytest.fixture(scope="session")
@@ -36,13 +74,30 @@ def twin(tmp_path_factory) -> Path:
     return echonet_dynamic.synthesize(out, n=24, seed=3, progress=False)
 
 
+@pytest.fixture(scope="session")
+def twin80(tmp_path_factory) -> Path:
+    """An 80-video EchoNet-Dynamic twin for scoring tests (read-only: tests copy it to change it)."""
+    return echonet_dynamic.synthesize(tmp_path_factory.mktemp("twin80") / "echonet", n=80, seed=11, progress=False)
+
+
+_WORKDIR: list[Path] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remember_workdir(workdir):
+    _WORKDIR.append(workdir)
+    yield
+    _WORKDIR.clear()
+
+
 def cli(*args: str, cache: Path | None = None, check: bool = False, timeout: int = 900) -> subprocess.CompletedProcess:
+    """``python -m cardiobench ARGS`` in the session's working directory (never the checkout)."""
     env = dict(os.environ)
     if cache is not None:
         env["CARDIOBENCH_CACHE"] = str(cache)
     env.pop("HYDRA_FULL_ERROR", None)
     proc = subprocess.run([sys.executable, "-m", "cardiobench", *args], capture_output=True, text=True, env=env,
-                          cwd=ROOT, timeout=timeout)
+                          cwd=_WORKDIR[0], timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"cardiobench {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc

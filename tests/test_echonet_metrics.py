@@ -30,8 +30,13 @@ def test_echonet_ci_mode_is_the_original_90_percent_percentile():
     m = echonet_ef.evaluate(pred, _cfg(mode="echonet"))
     assert m["mae"]["level"] == 0.90 and m["mae"]["method"] == "percentile" and m["mae"]["n_resamples"] == 10000
     assert "90 %" in m["mae"]["ci_mode"]
-    ref = stats.bootstrap_ci("mae", pred.EF, pred.EF_pred, level=0.90, method="percentile", n_resamples=10000)
-    assert (m["mae"]["low"], m["mae"]["high"]) == pytest.approx((ref.low, ref.high))
+    # The original code's interval, written as a plain loop: 5th and 95th percentiles of 10 000 MAEs.
+    y, p = pred.EF.to_numpy(), pred.EF_pred.to_numpy()
+    g = np.random.default_rng(123)
+    boot = [np.abs(y[i] - p[i]).mean() for i in g.integers(0, len(y), (10000, len(y)))]
+    low, high = np.percentile(boot, [5, 95])
+    width = high - low
+    assert abs(m["mae"]["low"] - low) < 0.04 * width and abs(m["mae"]["high"] - high) < 0.04 * width
     default = echonet_ef.evaluate(pred, _cfg())
     assert default["mae"]["level"] == 0.95 and default["mae"]["method"] == "bca"
     assert default["mae"]["high"] - default["mae"]["low"] > m["mae"]["high"] - m["mae"]["low"]

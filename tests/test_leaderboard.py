@@ -17,15 +17,9 @@ import pytest
 
 from cardiobench.data import echonet_dynamic
 
-from .conftest import ROOT, cli
+from .conftest import cli
 
 XSS = "<script>alert(1)</script>"
-ARTIFACTS = ROOT / "runs" / "test-artifacts"
-
-
-@pytest.fixture(scope="module")
-def twin80(tmp_path_factory) -> Path:
-    return echonet_dynamic.synthesize(tmp_path_factory.mktemp("twin80") / "echonet", n=80, seed=11, progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +57,8 @@ def external_runs(twin80, runs_root, tmp_path_factory):
 
 
 def test_external_predictions_make_a_run(external_runs, twin80):
-    run = ROOT / external_runs["good"] if not external_runs["good"].is_absolute() else external_runs["good"]
+    run = external_runs["good"]
+    assert run.is_absolute()
     m = json.loads((run / "manifest.json").read_text())
     assert m["status"] == "finished" and m["profile"] == "external" and m["data"]["is_twin"] is False
     pred = pd.read_csv(run / "predictions.csv")
@@ -107,36 +102,14 @@ def test_compare_paired_and_refuses_other_test_sets(external_runs, runs_root, tm
     assert proc.returncode == 1 and "different test sets" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_check_gate(external_runs, twin80, runs_root, tmp_path):
-    ref = tmp_path / "echonet_ef.json"
-    cli("check", str(external_runs["good"]), "--reference", str(ref), "--write-reference", "--tolerance", "0.5",
-        check=True)
-    stored = json.loads(ref.read_text())
-    assert stored["metric"] == "mae" and stored["direction"] == "lower" and stored["tolerance"] == 0.5
-    # A rerun of the reference (the same predictions scored again) passes.
-    rerun = _evaluate(twin80, runs_root, external_runs["good_file"], "good-model-rerun")
-    ok = cli("check", str(rerun), "--reference", str(ref))
-    assert ok.returncode == 0 and ok.stdout.startswith("OK")
-    # Predictions shuffled across samples: a significant regression, reported with its size.
-    shuffled = _evaluate(twin80, runs_root, _predictions(twin80, tmp_path / "shuf.csv", 3, 0, shuffle=True), "shuffled")
-    bad = cli("check", str(shuffled), "--reference", str(ref))
-    assert bad.returncode == 1 and "REGRESSION" in bad.stdout and "worse than the reference by" in bad.stdout
-    missing = cli("check", str(rerun), "--reference", str(tmp_path / "nope.json"))
-    assert missing.returncode == 1 and "not found" in missing.stderr
-
-
 def _chromium() -> str:
-    """Debian's chromium, installed by the test set-up if absent (apt, no browser download)."""
+    """Debian's chromium (`.ci/run` installs it; tests install nothing). Missing: a failure under CI, else a skip."""
     path = shutil.which("chromium")
-    if path is None and shutil.which("apt-get") and os.geteuid() == 0:
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        cmd = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "chromium"]
-        if subprocess.run(cmd, env=env, capture_output=True).returncode != 0:
-            subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True)
-            subprocess.run(cmd, env=env, capture_output=True)
-        path = shutil.which("chromium")
     if path is None:
-        pytest.fail("Debian chromium is needed for the leaderboard browser test and could not be installed")
+        msg = "Debian chromium is needed for the leaderboard browser test (apt-get install chromium; .ci/run does)"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
     return path
 
 
@@ -160,8 +133,7 @@ def test_site_in_headless_chromium(external_runs, runs_root, tmp_path):
     url = f"http://127.0.0.1:{server.server_address[1]}/echonet_ef.html"
     try:
         chrome = _chromium()
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        shot = ARTIFACTS / "leaderboard-echonet_ef.png"
+        shot = tmp_path / "leaderboard-echonet_ef.png"
         common = [chrome, *CHROME_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
         subprocess.run([*common, "--window-size=1400,2200", f"--screenshot={shot}", url], capture_output=True,
                        timeout=120, check=True)

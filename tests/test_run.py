@@ -49,7 +49,7 @@ def test_same_seed_same_bytes_other_seed_differs(seed0, cache_dir, tmp_path):
     assert (other / "predictions.csv").read_bytes() != (seed0 / "predictions.csv").read_bytes()
 
 
-def test_resume_after_kill_matches_uninterrupted(cache_dir, tmp_path):
+def test_resume_after_kill_matches_uninterrupted(cache_dir, workdir, tmp_path):
     args = [*TINY, "train.epochs=4"]
     full = tmp_path / "full"
     cli("run", "--task", "echonet_ef", "--run-dir", str(full), *args, cache=cache_dir, check=True)
@@ -57,22 +57,25 @@ def test_resume_after_kill_matches_uninterrupted(cache_dir, tmp_path):
     killed = tmp_path / "killed"
     env = dict(os.environ, CARDIOBENCH_CACHE=str(cache_dir))
     proc = subprocess.Popen([sys.executable, "-m", "cardiobench", "run", "--task", "echonet_ef", "--run-dir",
-                             str(killed), *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                             str(killed), *args], cwd=workdir, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     last = killed / "checkpoints" / "last.pt"
     deadline = time.time() + 600
     while not last.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    assert (killed / "config.yaml").is_file()  # written before training started
+        time.sleep(0.02)
+    alive = proc.poll() is None
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    assert alive and proc.returncode == -signal.SIGKILL, "the run must be killed while it is still running"
+    assert (killed / "config.yaml").is_file()  # written before training started
     epoch = torch.load(last, weights_only=False)["epoch"]
-    assert epoch >= 1
-    if epoch < 4:
-        assert json.loads((killed / "manifest.json").read_text())["status"] == "running"
-        assert not (killed / "metrics.json").exists()
+    assert 1 <= epoch < 4, f"killed after epoch {epoch} of 4: not mid-training"
+    assert json.loads((killed / "manifest.json").read_text())["status"] == "running"
+    assert not (killed / "predictions.csv").exists() and not (killed / "metrics.json").exists()
 
-    cli("run", "--task", "echonet_ef", "--run-dir", str(killed), "resume=true", *args, cache=cache_dir, check=True)
+    resumed = cli("run", "--task", "echonet_ef", "--run-dir", str(killed), "resume=true", *args, cache=cache_dir,
+                  check=True)
+    assert f"resumed from {last} at epoch {epoch}" in resumed.stderr
     assert (killed / "predictions.csv").read_bytes() == (full / "predictions.csv").read_bytes()
     a = json.loads((killed / "metrics.json").read_text())
     b = json.loads((full / "metrics.json").read_text())

@@ -57,13 +57,31 @@ def test_pooled_dice_is_pixel_f1_and_bootstraps_by_video():
     assert r.low < r.estimate < r.high
 
 
-def test_paired_rows_diff_equals_paired_diff():
+def test_paired_pooled_dice_difference_against_a_naive_loop():
+    # Two models' pixel counts on the same 40 videos; the oracle resamples videos in a plain loop.
     rng = np.random.default_rng(1)
-    y = rng.normal(50, 10, 60)
-    a, b = y + rng.normal(0, 3, 60), y + rng.normal(0, 5, 60)
-    one = stats.paired_bootstrap_diff("mae", y, a, b, n_resamples=999)
-    two = stats.paired_bootstrap_diff_rows("mae", (y, a), (y, b), n_resamples=999)
-    assert (one.diff, one.low, one.high, one.p_value) == (two.diff, two.low, two.high, two.p_value)
+    true = rng.integers(300, 800, 40).astype(float)
+    pred_a, pred_b = true * rng.normal(1, 0.05, 40), true * rng.normal(1, 0.12, 40)
+    inter_a = np.minimum(pred_a, true) * rng.uniform(0.93, 0.99, 40)
+    inter_b = np.minimum(pred_b, true) * rng.uniform(0.90, 0.99, 40)
+    rows_a, rows_b = (inter_a, pred_a + true), (inter_b, pred_b + true)
+    ours = stats.paired_bootstrap_diff_rows("dice", rows_a, rows_b, n_resamples=9999, method="percentile")
+
+    def dice(i, t):
+        return 2 * i.sum() / t.sum()
+
+    d = dice(*rows_a) - dice(*rows_b)
+    boot = np.empty(20000)
+    g = np.random.default_rng(7)
+    for k in range(len(boot)):
+        idx = g.integers(0, 40, 40)
+        boot[k] = dice(inter_a[idx], rows_a[1][idx]) - dice(inter_b[idx], rows_b[1][idx])
+    low, high = np.percentile(boot, [2.5, 97.5])
+    p = (1 + np.sum(np.abs(boot - d) >= abs(d))) / (len(boot) + 1)
+    assert ours.diff == pytest.approx(d, abs=1e-12) and d > 0
+    width = high - low
+    assert abs(ours.low - low) < 0.05 * width and abs(ours.high - high) < 0.05 * width
+    assert ours.p_value == pytest.approx(p, abs=0.01)
 
 
 @pytest.mark.parametrize("name,kw", [("deeplabv3_resnet50", {}), ("deeplabv3_lite", {"layers": [1, 1]})])

@@ -87,7 +87,7 @@ def _comparisons(rows: list[dict], task, module) -> None:
     compared = list(getattr(module, "COMPARED", {}))
     main = task.main_score
     for r in rows:
-        r["p"], r["p_note"], r["tied"] = {}, "", None
+        r["p"], r["p_note"], r["tied"], r["p_best"] = {}, "", None, None
     refs = [r for r in rows if r["baseline"] == task.reference_baseline]
     cache: dict[tuple[str, str], dict] = {}
 
@@ -136,8 +136,9 @@ def _comparisons(rows: list[dict], task, module) -> None:
         best["tied"] = True
     if ps:
         adjusted, _ = stats.holm(ps)
-        for i, p_adj in zip(idx, adjusted):
+        for i, p_raw, p_adj in zip(idx, ps, adjusted):
             rows[i]["tied"] = bool(p_adj >= ALPHA)
+            rows[i]["p_best"] = dict(raw=p_raw, holm=float(p_adj))
 
 
 def _figures(row: dict, module, k: int) -> list[dict]:
@@ -201,7 +202,11 @@ def _table_records(rows: list[dict], task, metric_names: list[str]) -> list[dict
             v = r["metrics"].get(m) or {}
             rec.update({m: v.get("value"), f"{m}_low": v.get("low"), f"{m}_high": v.get("high")})
             if m in r["p"]:
+                rec[f"{m}_p_vs_reference"] = r["p"][m]["raw"]
                 rec[f"{m}_p_vs_reference_holm"] = r["p"][m]["holm"]
+        if r["p_best"] is not None:
+            rec[f"{task.main_score}_p_vs_best"] = r["p_best"]["raw"]
+            rec[f"{task.main_score}_p_vs_best_holm"] = r["p_best"]["holm"]
         pub = r.get("published")
         rec.update(published=pub["value"] if pub else None, delta_vs_published=r.get("delta"),
                    published_in_ci=r.get("in_ci"))

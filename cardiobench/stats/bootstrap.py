@@ -20,6 +20,7 @@ from scipy.special import ndtr, ndtri
 from .metrics import SUM_STATISTICS, SumStatistic, auc
 
 Method = Literal["bca", "percentile", "basic"]
+Alternative = Literal["two-sided", "greater", "less"]
 
 
 @dataclass(frozen=True)
@@ -107,10 +108,16 @@ class _Resampler:
         return [np.flatnonzero(self.codes != c) for c in range(self.n_clusters)]
 
 
+def _resample_auc(y_true: np.ndarray, score: np.ndarray) -> float:
+    """AUC, or NaN for an (unstratified) resample that drew one class only: such replicates are dropped."""
+    y = np.asarray(y_true).astype(bool)
+    return auc(y, score) if 0 < y.sum() < len(y) else float("nan")
+
+
 def _resolve(statistic: str | Callable | SumStatistic) -> tuple[Callable, SumStatistic | None]:
     if isinstance(statistic, str):
         if statistic == "auc":
-            return auc, None
+            return _resample_auc, None
         if statistic not in SUM_STATISTICS:
             raise ValueError(f"unknown statistic {statistic!r}; named ones: {', '.join([*SUM_STATISTICS, 'auc'])}")
         statistic = SUM_STATISTICS[statistic]
@@ -126,7 +133,7 @@ def _cluster_sums(mom: np.ndarray, resampler: _Resampler) -> np.ndarray:
     return csum
 
 
-def replicates(statistic: str | Callable | SumStatistic, arrays: list[np.ndarray], n_resamples: int,
+def _draw_replicates(statistic: str | Callable | SumStatistic, arrays: list[np.ndarray], n_resamples: int,
                rng: np.random.Generator, resampler: _Resampler, batch: int | None = None) -> np.ndarray:
     """Bootstrap replicates of ``statistic`` (length ``n_resamples``)."""
     fn, sumstat = _resolve(statistic)
@@ -206,20 +213,29 @@ def _interval(statistic, arrs: list[np.ndarray], res: _Resampler, theta: float, 
 
 def bootstrap_ci(statistic: str | Callable | SumStatistic, *arrays: Sequence, level: float = 0.95,
                  n_resamples: int = 9999, method: Method = "bca", groups: Sequence | None = None,
-                 strata: Sequence | None = None, seed: int | np.random.Generator | None = 0) -> BootstrapCI:
+                 strata: Sequence | None = None, seed: int | np.random.Generator | None = 0,
+                 replicates: Sequence | None = None) -> BootstrapCI:
     """Bootstrap CI of ``statistic(*arrays)``.
 
     ``statistic``: a callable taking the (resampled) arrays and returning a float, or a name:
     ``"mean"``, ``"mae"``, ``"rmse"``, ``"r2"`` (fast sum paths) or ``"auc"`` (``(y_true, score)``).
     ``groups``: cluster ids; whole clusters are resampled. ``strata``: resample within strata.
+    ``replicates``: bootstrap replicates drawn elsewhere (e.g. another library's
+    ``bootstrap_distribution``) to build the interval from, instead of drawing ``n_resamples``.
     """
     _check_options(method, level)
     arrs = check_arrays(*arrays)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     res = _Resampler(len(arrs[0]), groups, strata)
     fn, _ = _resolve(statistic)
+    if statistic == "auc":
+        auc(*arrs)  # refuses data with one class, where the AUC is undefined
     theta = float(fn(*arrs))
-    theta_b = replicates(statistic, arrs, n_resamples, rng, res)
+    if replicates is None:
+        theta_b = _draw_replicates(statistic, arrs, n_resamples, rng, res)
+    else:
+        theta_b = np.asarray(replicates, dtype=float).ravel()
+        n_resamples = len(theta_b)
     low, high = _interval(statistic, arrs, res, theta, theta_b, method, level)
     return BootstrapCI(theta, low, high, level, method, n_resamples, len(arrs[0]),
                        res.n_clusters if groups is not None else None)
@@ -241,6 +257,7 @@ class PairedDiff:
     n_resamples: int
     n: int
     n_clusters: int | None = None
+    alternative: str = "two-sided"
 
     def __repr__(self) -> str:
         return (f"PairedDiff({self.metric}: {self.estimate_a:.4g} - {self.estimate_b:.4g} = {self.diff:.4g} "
@@ -250,7 +267,8 @@ class PairedDiff:
     def as_dict(self) -> dict:
         return dict(metric=self.metric, a=self.estimate_a, b=self.estimate_b, diff=self.diff, low=self.low,
                     high=self.high, p_value=self.p_value, level=self.level, method=self.method,
-                    n_resamples=self.n_resamples, n=self.n, n_clusters=self.n_clusters)
+                    n_resamples=self.n_resamples, n=self.n, n_clusters=self.n_clusters,
+                    alternative=self.alternative)
 
 
 def _difference(statistic: str | Callable | SumStatistic, k: int) -> Callable | SumStatistic:
@@ -273,24 +291,30 @@ def _difference(statistic: str | Callable | SumStatistic, k: int) -> Callable | 
 def paired_bootstrap_diff(metric: str | Callable | SumStatistic, y_true: Sequence, pred_a: Sequence,
                           pred_b: Sequence, groups: Sequence | None = None, level: float = 0.95,
                           n_resamples: int = 9999, method: Method = "bca", strata: Sequence | None = None,
-                          seed: int | np.random.Generator | None = 0) -> PairedDiff:
+                          seed: int | np.random.Generator | None = 0,
+                          alternative: Alternative = "two-sided") -> PairedDiff:
     """CI of ``metric(y, a) - metric(y, b)`` from one joint resampling of (patients of) the same samples.
 
-    The p-value is two-sided, from the bootstrap distribution shifted to the null (Efron &
-    Tibshirani 1993, 16.4): ``(1 + #{|d* - d| >= |d|}) / (B + 1)``.
+    The p-value comes from the bootstrap distribution of the difference shifted to the null (Efron
+    & Tibshirani 1993, 16.4): two-sided ``(1 + #{|d* - d| >= |d|}) / (B + 1)``; ``alternative=
+    "greater"`` (H1: a - b > 0) ``(1 + #{d* - d >= d}) / (B + 1)``; ``"less"`` the mirror image.
     """
     y, a, b = check_arrays(y_true, pred_a, pred_b, names=["y_true", "pred_a", "pred_b"])
     return paired_bootstrap_diff_rows(metric, (y, a), (y, b), groups=groups, level=level,
-                                      n_resamples=n_resamples, method=method, strata=strata, seed=seed)
+                                      n_resamples=n_resamples, method=method, strata=strata, seed=seed,
+                                      alternative=alternative)
 
 
 def paired_bootstrap_diff_rows(metric: str | Callable | SumStatistic, arrays_a: Sequence[Sequence],
                                arrays_b: Sequence[Sequence], groups: Sequence | None = None, level: float = 0.95,
                                n_resamples: int = 9999, method: Method = "bca", strata: Sequence | None = None,
-                               seed: int | np.random.Generator | None = 0) -> PairedDiff:
+                               seed: int | np.random.Generator | None = 0,
+                               alternative: Alternative = "two-sided") -> PairedDiff:
     """As :func:`paired_bootstrap_diff` for a metric of several per-row arrays per model, e.g. pooled
     Dice from ``(|P & T|, |P| + |T|)`` of model a and of model b on the same rows."""
     _check_options(method, level)
+    if alternative not in ("two-sided", "greater", "less"):
+        raise ValueError(f"alternative must be 'two-sided', 'greater' or 'less', not {alternative!r}")
     if len(arrays_a) != len(arrays_b):
         raise ValueError(f"arrays_a has {len(arrays_a)} arrays, arrays_b {len(arrays_b)}")
     k = len(arrays_a)
@@ -298,13 +322,29 @@ def paired_bootstrap_diff_rows(metric: str | Callable | SumStatistic, arrays_a: 
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     res = _Resampler(len(arrs[0]), groups, strata)
     fn, _ = _resolve(metric)
+    if metric == "auc":
+        auc(*arrs[:k])  # refuses data with one class, where the AUC is undefined
     diff_stat = _difference(metric, k)
     est_a, est_b = float(fn(*arrs[:k])), float(fn(*arrs[k:]))
     d = est_a - est_b
-    d_b = replicates(diff_stat, arrs, n_resamples, rng, res)
+    d_b = _draw_replicates(diff_stat, arrs, n_resamples, rng, res)
     low, high = _interval(diff_stat, arrs, res, d, d_b, method, level)
-    d_b = d_b[np.isfinite(d_b)]
-    p = float((1 + np.sum(np.abs(d_b - d) >= abs(d))) / (len(d_b) + 1)) if len(d_b) else float("nan")
+    p = null_shifted_p(d_b, d, alternative)
     name = metric if isinstance(metric, str) else getattr(metric, "name", getattr(metric, "__name__", "metric"))
-    return PairedDiff(name, est_a, est_b, d, low, high, min(p, 1.0), level, method, n_resamples, len(arrs[0]),
-                      res.n_clusters if groups is not None else None)
+    return PairedDiff(name, est_a, est_b, d, low, high, p, level, method, n_resamples, len(arrs[0]),
+                      res.n_clusters if groups is not None else None, alternative)
+
+
+def null_shifted_p(d_b: np.ndarray, d: float, alternative: Alternative = "two-sided") -> float:
+    """p-value of an observed difference ``d`` from its bootstrap replicates ``d_b`` shifted to the null."""
+    d_b = d_b[np.isfinite(d_b)]
+    if not len(d_b):
+        return float("nan")
+    shifted = d_b - d
+    if alternative == "greater":
+        hits = np.sum(shifted >= d)
+    elif alternative == "less":
+        hits = np.sum(shifted <= d)
+    else:
+        hits = np.sum(np.abs(shifted) >= abs(d))
+    return min(1.0, float((1 + hits) / (len(d_b) + 1)))

@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 
 from .. import stats
 from ..data import echonet_dynamic
+from ..stats.roc import auc_ci, auc_paired_test
 from ..data.clips import EchoClips, intensity_stats
 from ..data.problems import Problem
 from ..errors import DataError
@@ -326,10 +327,9 @@ def evaluate(pred: pd.DataFrame, cfg: DictConfig) -> dict:
         hf = (y < t).astype(int)
         key = f"auc_ef{t}"
         if 2 <= hf.sum() <= len(hf) - 2:
-            r = stats.delong_auc(hf, -p, level=level)
-            out[key] = {"value": r.auc, "low": r.low, "high": r.high, "level": level, "method": "delong",
-                        "n": len(y), "n_cases": r.n_cases, "n_controls": r.n_controls,
-                        "definition": f"AUC of -EF_pred for true EF < {t} % (DeLong CI, pROC ci.auc)"}
+            r = auc_ci(hf, -p, groups=groups, level=level, n_resamples=n_res, method=method)
+            out[key] = {**r, "definition": f"AUC of -EF_pred for true EF < {t} % (DeLong CI, pROC ci.auc; "
+                                           f"patient bootstrap stratified by class when a patient has several rows)"}
         else:
             out[key] = {"value": None, "note": f"not computed: {int(hf.sum())} of {len(hf)} videos have EF < {t}"}
     bins = {}
@@ -337,7 +337,8 @@ def evaluate(pred: pd.DataFrame, cfg: DictConfig) -> dict:
         sel = (y >= a) & (y < b)
         name = f"{a}-{b}" if b <= 100 else f">={a}"
         if sel.sum() >= 2:
-            r = stats.bootstrap_ci("mae", y[sel], p[sel], level=level, method=method, n_resamples=n_res, seed=0)
+            r = stats.bootstrap_ci("mae", y[sel], p[sel], level=level, method=method, n_resamples=n_res, seed=0,
+                                   groups=None if groups is None else groups[sel])
             bins[name] = {**r.as_dict(), "ci_mode": c["label"]}
         else:
             bins[name] = {"value": float(np.abs(y[sel] - p[sel]).mean()) if sel.any() else None, "n": int(sel.sum()),
@@ -358,23 +359,26 @@ def evaluate(pred: pd.DataFrame, cfg: DictConfig) -> dict:
     return out
 
 
-def compare(a: pd.DataFrame, b: pd.DataFrame, level: float = 0.95, n_resamples: int = 9999) -> list[dict]:
+def compare(a: pd.DataFrame, b: pd.DataFrame, level: float = 0.95, n_resamples: int = 9999,
+            alternative: str = "two-sided") -> list[dict]:
     """Paired comparison of two runs' predictions, aligned row by row on the same test videos.
 
     MAE/RMSE/R²: paired bootstrap of the difference (patients resampled jointly); AUC of -EF_pred
-    for EF < 50: paired DeLong test. ``diff`` is always a - b.
+    for EF < 50: paired DeLong test (a paired patient bootstrap when patients have several rows).
+    ``diff`` is always a - b; ``alternative`` ("greater": a - b > 0) makes every p-value one-sided.
     """
     y = a.EF.to_numpy(float)
     pa, pb = a.EF_pred.to_numpy(float), b.EF_pred.to_numpy(float)
     groups = a.patient_id.to_numpy() if a.patient_id.duplicated().any() else None
     out = []
     for name in ("mae", "rmse", "r2"):
-        r = stats.paired_bootstrap_diff(name, y, pa, pb, groups=groups, level=level, n_resamples=n_resamples)
+        r = stats.paired_bootstrap_diff(name, y, pa, pb, groups=groups, level=level, n_resamples=n_resamples,
+                                        alternative=alternative)
         out.append(dict(metric=name, a=r.estimate_a, b=r.estimate_b, diff=r.diff, low=r.low, high=r.high,
                         p_value=r.p_value, test=f"paired {r.method} bootstrap ({n_resamples} resamples)"))
     hf = (y < 50).astype(int)
     if 2 <= hf.sum() <= len(hf) - 2:
-        r = stats.delong_test(hf, -pa, -pb, level=level)
-        out.append(dict(metric="auc_ef50", a=r.auc_a, b=r.auc_b, diff=r.diff, low=r.low, high=r.high,
-                        p_value=r.p_value, test="paired DeLong (pROC roc.test)"))
+        r = auc_paired_test(hf, -pa, -pb, groups=groups, level=level, n_resamples=n_resamples,
+                            alternative=alternative)
+        out.append(dict(metric="auc_ef50", **r))
     return out

@@ -213,7 +213,8 @@ def evaluate(pred: pd.DataFrame, cfg: DictConfig) -> dict:
     return out
 
 
-def compare(a: pd.DataFrame, b: pd.DataFrame, level: float = 0.95, n_resamples: int = 9999) -> list[dict]:
+def compare(a: pd.DataFrame, b: pd.DataFrame, level: float = 0.95, n_resamples: int = 9999,
+            alternative: str = "two-sided") -> list[dict]:
     """Paired bootstrap of the pooled Dice difference (a - b) on the same traced TEST frames."""
     def arrays(p: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         return ((p.inter_ED + p.inter_ES).to_numpy(float),
@@ -221,6 +222,6 @@ def compare(a: pd.DataFrame, b: pd.DataFrame, level: float = 0.95, n_resamples: 
 
     groups = a.patient_id.to_numpy() if a.patient_id.duplicated().any() else None
     r = stats.paired_bootstrap_diff_rows("dice", arrays(a), arrays(b), groups=groups, level=level,
-                                         n_resamples=n_resamples)
+                                         n_resamples=n_resamples, alternative=alternative)
     return [dict(metric="dice", a=r.estimate_a, b=r.estimate_b, diff=r.diff, low=r.low, high=r.high,
                  p_value=r.p_value, test=f"paired {r.method} bootstrap ({n_resamples} resamples)")]

@@ -1,0 +1,162 @@
+"""The leaderboard's statistics against oracles written here: a reference-baseline run and two other
+runs on the same 60 TEST videos (made from predictions, no training), rendered by `cardiobench report`.
+
+Oracles: a naive O(n·m) DeLong for the paired AUC test, a plain-loop paired bootstrap for MAE/RMSE/R²,
+statsmodels' Holm, and the published numbers read from the baseline files."""
+from __future__ import annotations
+
+import html
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats as ss
+from statsmodels.stats.multitest import multipletests
+
+from cardiobench.config import load_baseline
+
+from .conftest import cli
+from .runmaker import ef_predictions, make_run, split_twin, truth_of
+
+REFERENCE = "echonet_dynamic_r2plus1d"
+B_ORACLE = 20000
+P_TOL = 0.035  # the page uses 2 000 resamples: Monte-Carlo SE of a p-value <= 0.011
+
+STATS = {
+    "mae": lambda y, p: np.abs(y - p).mean(),
+    "rmse": lambda y, p: np.sqrt(np.square(y - p).mean()),
+    "r2": lambda y, p: 1 - np.square(y - p).sum() / np.square(y - y.mean()).sum(),  # sklearn's r2_score
+}
+
+
+def naive_paired_bootstrap_p(stat, y, a, b, seed=0) -> float:
+    """Two-sided p of stat(a) - stat(b), resampling videos in a plain loop (null-shifted distribution)."""
+    d = stat(y, a) - stat(y, b)
+    rng = np.random.default_rng(seed)
+    boot = np.empty(B_ORACLE)
+    for k in range(B_ORACLE):
+        i = rng.integers(0, len(y), len(y))
+        boot[k] = stat(y[i], a[i]) - stat(y[i], b[i])
+    return float((1 + np.sum(np.abs(boot - d) >= abs(d))) / (B_ORACLE + 1))
+
+
+def naive_delong_p(label, score_a, score_b) -> float:
+    """Paired DeLong test (DeLong, DeLong & Clarke-Pearson 1988) from the full n_cases x n_controls kernel."""
+    label = np.asarray(label).astype(bool)
+    v10, v01, aucs = [], [], []
+    for s in (score_a, score_b):
+        x, y = s[label], s[~label]
+        psi = (x[:, None] > y[None, :]) + 0.5 * (x[:, None] == y[None, :])
+        v10.append(psi.mean(axis=1))
+        v01.append(psi.mean(axis=0))
+        aucs.append(psi.mean())
+    s10, s01 = np.cov(v10), np.cov(v01)
+    cov = s10 / label.sum() + s01 / (~label).sum()
+    z = (aucs[0] - aucs[1]) / np.sqrt(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1])
+    return float(2 * ss.norm.sf(abs(z)))
+
+
+@pytest.fixture(scope="module")
+def board(twin80, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("board")
+    root = split_twin(twin80, tmp / "echo60", n_test=60)
+    truth = truth_of(root)
+    y = truth.EF.to_numpy(float)
+    rng = np.random.default_rng(5)
+    preds = {REFERENCE: y + rng.normal(0, 5.2, len(y)),              # MAE 4.1, tied with the best
+             "echonet_dynamic_r3d": y + rng.normal(0, 5.6, len(y)),   # the best here
+             "videomae_ef": y + 2.5 + rng.normal(0, 7.0, len(y))}     # clearly worse
+    runs = tmp / "runs"
+    for name, p in preds.items():
+        make_run(runs / name, "echonet_ef", name, ef_predictions(truth, p), root)
+    site = tmp / "site"
+    cli("report", str(runs), "--out", str(site), check=True)
+    records = {r["baseline"]: r for r in json.loads((site / "echonet_ef.json").read_text())}
+    page = (site / "echonet_ef.html").read_text()
+    return dict(y=y, preds=preds, records=records, page=page)
+
+
+def _page_row(page: str, baseline: str) -> str:
+    """The text of the runs-table row of ``baseline`` (tags stripped, entities decoded)."""
+    table = page[page.index('<table id="runs"'):]
+    table = table[:table.index("</table>")]
+    for tr in re.findall(r"<tr[^>]*>(.*?)</tr>", table, flags=re.S):
+        text = html.unescape(re.sub(r"<[^>]+>", " ", tr))
+        if re.search(rf"\b{re.escape(baseline)}\b", text) and "baseline / model" not in text:
+            return " ".join(text.split())
+    raise AssertionError(f"no row for {baseline}")
+
+
+def test_p_values_against_naive_oracles(board):
+    y, preds, rec = board["y"], board["preds"], board["records"]
+    hf = (y < 50).astype(int)
+    assert 2 <= hf.sum() <= len(hf) - 2
+    ref = preds[REFERENCE]
+    assert "mae_p_vs_reference" not in rec[REFERENCE]  # the reference is not tested against itself
+    for name in ("echonet_dynamic_r3d", "videomae_ef"):
+        for metric, stat in STATS.items():
+            oracle = naive_paired_bootstrap_p(stat, y, preds[name], ref)
+            assert rec[name][f"{metric}_p_vs_reference"] == pytest.approx(oracle, abs=P_TOL), (name, metric)
+        oracle = naive_delong_p(hf, -preds[name], -ref)
+        assert rec[name]["auc_ef50_p_vs_reference"] == pytest.approx(oracle, abs=1e-9), name
+
+
+def test_holm_across_rows_is_statsmodels_holm(board):
+    rec = board["records"]
+    others = ["echonet_dynamic_r3d", "videomae_ef"]
+    differs_from_bonferroni = False
+    for metric in (*STATS, "auc_ef50"):
+        raw = [rec[n][f"{metric}_p_vs_reference"] for n in others]
+        holm = multipletests(raw, method="holm")[1]
+        bonferroni = np.minimum(1, np.asarray(raw) * len(raw))
+        differs_from_bonferroni |= not np.allclose(holm, bonferroni)
+        for n, h in zip(others, holm):
+            assert rec[n][f"{metric}_p_vs_reference_holm"] == pytest.approx(h, abs=1e-12), (n, metric)
+    assert differs_from_bonferroni  # these data would tell a Bonferroni correction from Holm's
+
+
+def test_tie_group_against_oracle(board):
+    y, preds, rec = board["y"], board["preds"], board["records"]
+    order = sorted(preds, key=lambda n: np.abs(y - preds[n]).mean())
+    best = order[0]
+    assert rec[best]["tied_with_best"] is True and f"mae_p_vs_best" not in rec[best]
+    raw = [naive_paired_bootstrap_p(STATS["mae"], y, preds[n], preds[best]) for n in order[1:]]
+    adjusted = multipletests(raw, method="holm")[1]
+    assert all(abs(a - 0.05) > 0.03 for a in adjusted)  # far from the boundary: Monte-Carlo cannot flip it
+    for n, p_raw, p_adj in zip(order[1:], raw, adjusted):
+        assert rec[n]["mae_p_vs_best"] == pytest.approx(p_raw, abs=P_TOL)
+        assert rec[n]["tied_with_best"] is bool(p_adj >= 0.05), n
+    assert {rec[n]["tied_with_best"] for n in order[1:]} == {True, False}  # one tied, one worse
+
+
+def test_published_delta_and_ci_flag(board):
+    rec = board["records"]
+    seen = set()
+    for name in (REFERENCE, "videomae_ef"):
+        pubs = [p for p in load_baseline(name).baseline.published if p.metric == "mae"]
+        same_mode = [p for p in pubs if p.get("mode") == "single_clip"]
+        published = float((same_mode or pubs)[0].value)
+        r = rec[name]
+        assert r["published"] == pytest.approx(published)
+        assert r["delta_vs_published"] == pytest.approx(r["mae"] - published, abs=1e-12)
+        in_ci = r["mae_low"] <= published <= r["mae_high"]
+        assert r["published_in_ci"] is in_ci
+        seen.add(in_ci)
+    assert seen == {True, False}  # both outcomes of the flag are exercised
+    assert rec["echonet_dynamic_r3d"]["published"] is None  # the paper gives no R3D number
+
+
+def test_page_shows_the_same_numbers(board):
+    rec, page = board["records"], board["page"]
+    for name, r in rec.items():
+        row = _page_row(page, name)
+        if r.get("mae_p_vs_reference_holm") is not None:
+            for metric in (*STATS, "auc_ef50"):
+                assert "%.3g" % r[f"{metric}_p_vs_reference_holm"] in row, (name, metric, row)
+        if r["published"] is not None:
+            assert "%+.3f" % r["delta_vs_published"] in row
+            assert (" yes " if r["published_in_ci"] else " no ") in f" {row} "
+        assert ("best / tied" in row) is r["tied_with_best"]
+        assert "%.3f" % r["mae"] in row
