@@ -14,7 +14,7 @@ import pytest
 from conftest import best_time
 
 from cardiobench.data import echonet_dynamic
-from cardiobench.data.cache import DecodedCache
+from cardiobench.data.cache import ArrayCache
 from cardiobench.data.video import read_avi
 
 FRAMES, PERIOD = 32, 2
@@ -35,11 +35,12 @@ def twin(tmp_path_factory):
 
 def test_clip_from_cache_vs_decoding_avi(benchmark, twin, repeats):
     names, paths, cache_dir = twin
-    cache = DecodedCache(cache_dir, "echonet_dynamic", 112)
+    config = echonet_dynamic.preprocess_config(112)
+    cache = ArrayCache(cache_dir, "echonet_dynamic", config, lambda p: echonet_dynamic.preprocess(p, config))
     t0 = time.perf_counter()
     cache.build(names, paths, workers=2, progress=False)
     build_s = time.perf_counter() - t0
-    videos = [cache.get(n, p) for n, p in zip(names, paths)]  # what EchoClips holds: memory maps
+    videos = [cache.get(n, p)["frames"] for n, p in zip(names, paths)]  # what EchoClips holds: memory maps
 
     def original():  # EchoNet-Dynamic's loader: decode the whole AVI for every item
         rng = np.random.default_rng(0)

@@ -11,9 +11,12 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from . import tasks
-from .config import CONF_DIR, register_configs, resolve
+from .config import CONF_DIR, PROJECT_DIR, register_configs, resolve, spec_of
+from .console import finish_run
+from .data.source import resolve_source
 from .errors import CardiobenchError
-from .config import PROJECT_DIR
+from .evaluation import evaluate
+from .pipeline import run_task
 from .runs import Run, default_run_dir, git_commit, latest_unfinished, now_iso, versions
 from .train import seed_everything
 
@@ -70,24 +73,24 @@ def execute(cfg: DictConfig) -> Run:
         torch.set_num_threads(int(cfg.profile.threads))
     seed_everything(int(cfg.seed), deterministic=bool(cfg.profile.deterministic))
     device = pick_device(cfg.profile)
-    task = tasks.get(cfg.task.name)
-    from .tasks.data_source import resolve_source
+    spec = spec_of(cfg)
+    task = tasks.get(spec.name)
 
     started = now_iso()
     t0 = time.time()
-    run.update_manifest(task=cfg.task.name, task_version=int(cfg.task.version), baseline=cfg.baseline.name,
+    run.update_manifest(task=spec.name, task_version=spec.version, baseline=cfg.baseline.name,
                         profile=cfg.profile.name, model=cfg.model.name, seed=int(cfg.seed), status="running",
                         started=run.manifest().get("started", started), versions=versions(),
                         git_commit=git_commit(PROJECT_DIR), device=device, threads=torch.get_num_threads(),
-                        command=" ".join(sys.argv))
+                        cpu_kernels=torch.backends.cpu.get_cpu_capability(), command=" ".join(sys.argv))
     try:
         source = resolve_source(cfg)
         run.update_manifest(data={"root": str(source.root), "is_twin": source.is_twin,
-                                  "fingerprint": source.fingerprint, "format": cfg.task.format})
-        predictions = task.run(cfg, run, source, device)
+                                  "fingerprint": source.fingerprint, "format": spec.format})
+        predictions = run_task(task, spec, cfg, run, source, device)
         run.write_predictions(predictions)
         t_train = time.time() - t0
-        metrics = task.evaluate(run.predictions(), cfg)  # from predictions.csv only, as `evaluate` does
+        metrics = evaluate(run.predictions(), spec, cfg.ci)  # from predictions.csv only, as `evaluate` does
         run.write_metrics(metrics)
     except KeyboardInterrupt:
         run.update_manifest(status="interrupted", ended=now_iso())
@@ -102,8 +105,6 @@ def execute(cfg: DictConfig) -> Run:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> None:
-    from .cli import finish_run
-
     try:
         cfg = resolve(cfg, list(HydraConfig.get().overrides.task))
         run = execute(cfg)

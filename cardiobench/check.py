@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import tasks
-from .compare import align_predictions, one_mode
-from .config import load_task
+from . import evaluation
+from .compare import align_predictions, one_variant
+from .config import spec_of
 from .errors import CardiobenchError
 from .io import write_json, write_text
 from .runs import Run, now_iso
@@ -38,15 +38,14 @@ class CheckResult:
     lines: list[str]
 
 
-def _primary(run: Run) -> tuple[str, str, dict]:
-    cfg = run.config()
-    task = load_task(cfg.task.name)
+def _primary(run: Run):
+    spec = spec_of(run.config())
     if not run.finished:
         raise CardiobenchError(f"{run.path}: the run is not finished (status {run.manifest().get('status')!r})")
-    m = run.metrics().get(task.main_score)
+    m = run.metrics().get(spec.main_score)
     if not m or m.get("value") is None:
-        raise CardiobenchError(f"{run.metrics_file}: no value for the primary metric {task.main_score!r}")
-    return task.name, task.main_score_direction, m
+        raise CardiobenchError(f"{run.metrics_file}: no value for the primary metric {spec.main_score!r}")
+    return spec, m
 
 
 def predictions_file(reference: str | Path) -> Path:
@@ -82,27 +81,26 @@ def load_reference(path: str | Path) -> tuple[dict, pd.DataFrame]:
 def check(run: Run, reference: str | Path, alpha: float = ALPHA) -> CheckResult:
     """Gate ``run`` against the reference; ``ok`` is False on a regression or on other data."""
     ref, ref_pred = load_reference(reference)
-    task, direction, m = _primary(run)
-    if task != ref["task"]:
-        raise CardiobenchError(f"{run.path} is task {task!r} but {reference} is for task {ref['task']!r}")
+    spec, _ = _primary(run)
+    if spec.name != ref["task"]:
+        raise CardiobenchError(f"{run.path} is task {spec.name!r} but {reference} is for task {ref['task']!r}")
     fp = run.manifest().get("data", {}).get("fingerprint")
     if ref.get("data_fingerprint") and fp != ref["data_fingerprint"]:
         return CheckResult(False, [f"DIFFERENT DATA: {run.path} ran on data with fingerprint {fp}, the reference on "
                                    f"{ref['data_fingerprint']}; a run on other data is no regression check "
                                    f"(regenerate the reference if the data changed on purpose)"])
-    metric, tol = ref["metric"], float(ref["tolerance"])
-    cfg = run.config()
+    metric, tol, direction = ref["metric"], float(ref["tolerance"]), ref["direction"]
     try:
-        mine, theirs = align_predictions(run.predictions(), ref_pred, list(cfg.task.targets), str(run.path),
+        mine, theirs = align_predictions(run.predictions(), ref_pred, spec, str(run.path),
                                          str(predictions_file(reference)))
     except CardiobenchError as exc:
         return CheckResult(False, [f"DIFFERENT SAMPLES: {exc}"])
     # One-sided: H1 is "the run is worse", i.e. run - reference > 0 for an error, < 0 for a score.
     alternative = "greater" if direction == "lower" else "less"
-    rows = tasks.get(task).compare(mine, theirs, n_resamples=N_RESAMPLES, alternative=alternative)
+    rows = evaluation.compare(mine, theirs, spec, n_resamples=N_RESAMPLES, alternative=alternative)
     test = next((r for r in rows if r["metric"] == metric), None)
     if test is None:
-        raise CardiobenchError(f"task {task!r} has no paired test for its primary metric {metric!r}")
+        raise CardiobenchError(f"task {spec.name!r} has no paired test for its primary metric {metric!r}")
     worse_by = test["diff"] if direction == "lower" else -test["diff"]
     significant = test["p_value"] < alpha
     beyond = worse_by > tol
@@ -117,17 +115,19 @@ def check(run: Run, reference: str | Path, alpha: float = ALPHA) -> CheckResult:
                                f"{worse_by:.4g} ({pct:.1f} %)"])
 
 
-def write_reference(run: Run, path: str | Path, tolerance: float, command: str) -> dict:
-    """Store ``run``'s primary metric and its primary-mode predictions as the reference for its task."""
-    task, direction, m = _primary(run)
+def write_reference(run: Run, path: str | Path, tolerance: float | None, command: str) -> dict:
+    """Store ``run``'s primary metric and its primary-variant predictions as the reference for its task
+    (``tolerance`` None: the task spec's)."""
+    spec, m = _primary(run)
     manifest = run.manifest()
     pred_file = predictions_file(path)
-    primary = one_mode(run.predictions(), []).dropna(axis=1, how="all")  # other modes' columns are empty
+    primary = one_variant(run.predictions(), spec).dropna(axis=1, how="all")  # other variants' columns are empty
     write_text(pred_file, primary.to_csv(index=False, float_format="%.6f"))
-    ref = dict(task=task, metric=load_task(task).main_score, direction=direction, value=m["value"], low=m["low"],
-               high=m["high"], level=m.get("level"), method=m.get("method"), n=m.get("n"), tolerance=tolerance,
-               predictions=pred_file.name, baseline=manifest.get("baseline"), profile=manifest.get("profile"),
-               seed=manifest.get("seed"), data_fingerprint=manifest.get("data", {}).get("fingerprint"),
+    ref = dict(task=spec.name, metric=spec.main_score, direction=spec.main_score_direction, value=m["value"],
+               low=m["low"], high=m["high"], level=m.get("level"), method=m.get("method"), n=m.get("n"),
+               tolerance=spec.tolerance if tolerance is None else tolerance, predictions=pred_file.name,
+               baseline=manifest.get("baseline"), profile=manifest.get("profile"), seed=manifest.get("seed"),
+               data_fingerprint=manifest.get("data", {}).get("fingerprint"),
                is_twin=manifest.get("data", {}).get("is_twin"), git_commit=manifest.get("git_commit"),
                created=now_iso(), regenerate=command)
     write_json(Path(path), ref)

@@ -40,8 +40,9 @@ def _parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG_RUN)
     r.add_argument("--task", required=True, help="task name (see `cardiobench list`)")
     r.add_argument("--baseline", help="baseline recipe (default: the task's reference baseline)")
-    r.add_argument("--profile", default=None, choices=["smoke", "paper"],
-                   help="smoke: tiny sizes on CPU in minutes (default); paper: the published recipe (GPU, real data)")
+    r.add_argument("--profile", default=None, choices=_profiles(),
+                   help="smoke: small sizes on the CPU in minutes (default); paper: the published recipe (GPU, "
+                        "real data); tiny: seconds, the plumbing only (numbers mean nothing)")
     r.add_argument("--run-dir", help="put the run folder exactly here")
     r.add_argument("--multirun", "-m", action="store_true", help="Hydra multirun over comma-separated values")
     r.add_argument("overrides", nargs="*", metavar="key=value",
@@ -89,53 +90,64 @@ def _parser() -> argparse.ArgumentParser:
     dsub = d.add_subparsers(dest="data_command", metavar="ACTION")
     s = dsub.add_parser("synth", help="write a synthetic twin in a dataset's real on-disk format",
                         description="Write a synthetic twin whose labels are measured from its own phantom geometry.")
-    s.add_argument("format", choices=["echonet_dynamic"])
+    s.add_argument("format", help=f"dataset format ({', '.join(_formats())})")
     s.add_argument("--out", required=True, help="output folder (must not exist)")
-    s.add_argument("--n", type=int, default=500, help="number of videos (default 500)")
+    s.add_argument("--n", type=int, default=500, help="number of samples (default 500)")
     s.add_argument("--seed", type=int, default=0, help="seed (default 0); same seed, same bytes")
     s.add_argument("--workers", type=int, default=2, help="processes (default 2)")
-    cc = dsub.add_parser("cache", help="decode every video once into the decode-once cache",
-                         description="Decode each video of a dataset folder once into uint8 .npy files under "
-                                     "<cache_dir>/decoded/ (memory-mapped by runs); entries whose source changed or "
-                                     "whose checksum fails are decoded again. Prints the throughput.")
-    cc.add_argument("format", choices=["echonet_dynamic"])
+    cc = dsub.add_parser("cache", help="preprocess every sample once into the decode-once cache",
+                         description="Decode each sample of a dataset folder once into .npy arrays under "
+                                     "<cache_dir>/arrays/<format>-<config hash>/ (memory-mapped by runs); entries whose "
+                                     "source changed or whose checksum fails are preprocessed again. Prints the "
+                                     "throughput.")
+    cc.add_argument("format", help=f"dataset format ({', '.join(_formats())})")
     cc.add_argument("root", nargs="?", help="dataset folder (default: the smoke profile's synthetic twin)")
-    cc.add_argument("--size", type=int, default=None, help="frame size in px (default: the smoke recipe's clip size)")
+    cc.add_argument("--size", type=int, default=None, help="image size in px (default: the smoke recipe's)")
+    cc.add_argument("--task", default=None, help="whose smoke recipe gives the default size (default: the "
+                                                   "first task of the format)")
     cc.add_argument("--cache-dir", default=None, help="cache folder (default: $CARDIOBENCH_CACHE or ~/.cache/cardiobench)")
     cc.add_argument("--workers", type=int, default=2, help="decoding threads (default 2)")
     v = dsub.add_parser("verify", help="check every file of a dataset folder",
-                        description="Check FileList/VolumeTracings and decode every video; one line per problem, "
-                                    "exit 1 if any error.")
-    v.add_argument("format", choices=["echonet_dynamic"])
+                        description="Check the index files and decode every sample; one line per problem "
+                                    "(file and problem), exit 1 if any error.")
+    v.add_argument("format", help=f"dataset format ({', '.join(_formats())})")
     v.add_argument("root", help="dataset folder")
-    v.add_argument("--no-decode", action="store_true", help="skip decoding videos (index files only)")
+    v.add_argument("--no-decode", action="store_true", help="skip decoding samples (index files only)")
 
     rep = sub.add_parser("report", help="render the HTML leaderboard from run folders",
                          description="Render a static leaderboard site from run folders and published numbers.")
     rep.add_argument("runs", nargs="*", default=["runs"], help="run folders or parents of run folders (default: runs)")
     rep.add_argument("--out", default=None, help="site folder (default: leaderboards/site)")
+    rep.add_argument("--task", action="append", default=None, help="render only this task's page (repeatable)")
     return p
 
 
+def _profiles() -> list[str]:
+    return sorted(p.stem for p in (Path(__file__).parent / "conf" / "profile").glob("*.yaml"))
+
+
+def _formats() -> list[str]:
+    from .data import format_names
+
+    return format_names(plugins_too=False)
+
+
 def cmd_list() -> int:
-    from omegaconf import OmegaConf
+    from .config import baseline_files, load_baseline, load_task, task_files
+    from .data import get_format
 
-    from .config import CONF_DIR, baseline_files, load_baseline, load_task, task_names
-    from .tasks.data_source import twin_dir
-
-    cfg_data = OmegaConf.load(CONF_DIR / "config.yaml").data
-    profiles = sorted(p.stem for p in (CONF_DIR / "profile").glob("*.yaml"))
-    for t in task_names():
-        task = load_task(t)
-        print(f"task {task.name} (v{task.version}): {task.description}")
-        print(f"  format {task.format}; main score {task.main_score} ({task.main_score_direction} is better); "
-              f"metrics {', '.join(task.metrics)}")
-        root = cfg_data.root
-        print(f"  data: {'real data at ' + str(root) if root else 'no data.root configured -> synthetic twin'}")
+    profiles = sorted(p.stem for p in (Path(__file__).parent / "conf" / "profile").glob("*.yaml"))
+    for t, path in task_files().items():
+        spec = load_task(t)
+        where = "" if path.is_relative_to(Path(__file__).parent) else f"  [{path}]"
+        print(f"task {spec.name} (v{spec.version}): {spec.description}{where}")
+        print(f"  format {spec.format} ({get_format(spec.format).description}); main score {spec.main_score} "
+              f"({spec.main_score_direction} is better); metrics {', '.join(m for m in spec.metrics if m[0] != '_')}")
+        print("  data: data.root=FOLDER for the real data; without it, the synthetic twin (generated once)")
         for name in baseline_files():
             b = load_baseline(name)
             if b.baseline.task == t:
-                ref = "  (reference)" if name == task.reference_baseline else ""
+                ref = "  (reference)" if name == spec.reference_baseline else ""
                 print(f"  baseline {name}{ref}: {b.baseline.title}; model {b.model.name}; "
                       f"profiles {', '.join(b.profiles)}")
     print(f"profiles: {', '.join(profiles)}")
@@ -143,31 +155,34 @@ def cmd_list() -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .app import hydra_entry
-    from .config import baseline_files, load_baseline, load_task
+    from .config import load_baseline, load_task
 
-    task = load_task(args.task)
-    baseline = args.baseline or task.reference_baseline
+    spec = load_task(args.task)
+    baseline = args.baseline or spec.reference_baseline
     meta = load_baseline(baseline)
-    if meta.baseline.task != task.name:
-        raise CardiobenchError(f"baseline {baseline!r} is for task {meta.baseline.task!r}, not {task.name!r}")
-    overrides = [f"task={task.name}", f"baseline={baseline}"]
-    if args.profile:
-        overrides.append(f"profile={args.profile}")
-    if args.run_dir:
-        overrides.append(f"run_dir={Path(args.run_dir)}")
+    if meta.baseline.task != spec.name:
+        raise CardiobenchError(f"baseline {baseline!r} is for task {meta.baseline.task!r}, not {spec.name!r}")
     for o in args.overrides:
         if "=" not in o:
             raise CardiobenchError(f"override {o!r} is not key=value")
-    overrides += args.overrides
+    from .config import run_overrides
+
+    # A misspelled key or a bad value is refused here in one line, before Hydra sees it.
+    overrides = run_overrides(spec.name, baseline, args.profile or "smoke", args.overrides, args.multirun)
+    if args.run_dir:
+        overrides.append(f"run_dir={Path(args.run_dir)}")
     if args.multirun:
         overrides.insert(0, "--multirun")
+    from .app import hydra_entry
+
     hydra_entry(overrides)
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from . import tasks
+    from .config import spec_of
+    from .console import finish_run, print_metrics
+    from .evaluation import evaluate
     from .runs import Run
 
     if args.run_dir and "=" in args.run_dir:  # argparse put the first key=value into the positional
@@ -184,7 +199,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise CardiobenchError("give a run folder, or --task/--predictions/--name for an external predictions file")
     run = Run.open(args.run_dir)
     cfg = run.config()
-    metrics = tasks.get(cfg.task.name).evaluate(run.predictions(), cfg)
+    metrics = evaluate(run.predictions(), spec_of(cfg), cfg.get("ci"))
     run.write_metrics(metrics)
     print_metrics(metrics, cfg)
     print(f"wrote {run.metrics_file}")
@@ -215,13 +230,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.write_reference:
         ref_path = Path(args.reference)
         tol = args.tolerance
-        if tol is None:
-            tol = json.loads(ref_path.read_text()).get("tolerance", 0.5) if ref_path.is_file() else 0.5
+        if tol is None and ref_path.is_file():
+            tol = json.loads(ref_path.read_text()).get("tolerance")
         cmd = (f"cardiobench run --task {run.config().task.name} --run-dir runs/ref && cardiobench check runs/ref "
-               f"--reference {args.reference} --write-reference --tolerance {tol:g}")
+               f"--reference {args.reference} --write-reference")
         ref = write_reference(run, ref_path, tol, cmd)
         print(f"wrote {ref_path} and {ref['predictions']}: {ref['metric']} {ref['value']:.4g} "
-              f"[{ref['low']:.4g}, {ref['high']:.4g}], tolerance {tol:g}")
+              f"[{ref['low']:.4g}, {ref['high']:.4g}], tolerance {ref['tolerance']:g}")
         return 0
     result = check(run, args.reference)
     for line in result.lines:
@@ -230,12 +245,12 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from .data import echonet_dynamic
+    from .data import get_format
 
-    fmt = {"echonet_dynamic": echonet_dynamic}[args.format]
+    fmt = get_format(args.format)
     if args.data_command == "synth":
         out = fmt.synthesize(args.out, n=args.n, seed=args.seed, workers=args.workers)
-        print(f"wrote {args.n}-video {args.format} twin to {out}")
+        print(f"wrote {args.n}-sample {args.format} twin to {out}")
         return 0
     if args.data_command == "cache":
         return cmd_data_cache(args, fmt)
@@ -251,24 +266,29 @@ def cmd_data(args: argparse.Namespace) -> int:
 def cmd_data_cache(args: argparse.Namespace, fmt) -> int:
     import time
 
-    from .data.cache import DecodedCache, cache_size_bytes
-    from .external import compose
-    from .tasks.data_source import resolve_source
+    from .config import compose, load_task, task_names
+    from .data.cache import ArrayCache, cache_size_bytes
+    from .data.source import resolve_source
 
-    cfg = compose("echonet_ef", [])
+    task = args.task or next((t for t in task_names() if load_task(t).format == args.format), None)
+    if task is None:
+        raise CardiobenchError(f"no task reads format {args.format!r}; give --size and a folder")
+    cfg = compose(task)
     root = Path(args.root) if args.root else resolve_source(cfg).root
     if not root.is_dir():
         raise CardiobenchError(f"{root}: not a folder")
-    ds = fmt.read(root, tracings=False)
-    size = args.size or int(cfg.clip.size)
-    cache = DecodedCache(args.cache_dir or cfg.data.cache_dir, args.format, size)
+    samples, index_problems = fmt.index(root)
+    section = cfg.get("clip") or cfg.get("image") or {}
+    size = args.size or int(section.get("size"))
+    config = fmt.preprocess_config(size)
+    cache = ArrayCache(args.cache_dir or cfg.data.cache_dir, args.format, config, lambda p: fmt.preprocess(p, config))
     t0 = time.time()
-    done, problems = cache.build(list(ds.samples.FileName), list(ds.samples.path), workers=args.workers)
+    done, problems = cache.build(list(samples.sample_id), list(samples.path), workers=args.workers)
     dt = time.time() - t0
-    for p in [*ds.problems, *problems]:
+    for p in [*index_problems, *problems]:
         print(p)
-    print(f"{cache.folder}: {done} video(s) decoded in {dt:.1f} s ({done / max(dt, 1e-9):.1f} videos/s), "
-          f"{len(ds.samples) - done - len(problems)} already cached, {len(problems)} failed; "
+    print(f"{cache.folder}: {done} sample(s) preprocessed in {dt:.1f} s ({done / max(dt, 1e-9):.1f}/s), "
+          f"{len(samples) - done - len(problems)} already cached, {len(problems)} failed; "
           f"{cache_size_bytes(cache.folder) / 2**20:.0f} MiB")
     return 1 if problems else 0
 
@@ -276,34 +296,9 @@ def cmd_data_cache(args: argparse.Namespace, fmt) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from .report import render_site
 
-    index = render_site(args.runs, args.out)
+    index = render_site(args.runs, args.out, tasks=args.task)
     print(index)
     return 0
-
-
-def print_metrics(metrics: dict, cfg) -> None:
-    rows = [(k, v) for k, v in metrics.items()
-            if not k.startswith("_") and isinstance(v, dict) and v.get("value") is not None]
-    print(f"\n{cfg.task.name} / {cfg.baseline.name} / {cfg.profile.name} profile, seed {cfg.seed}")
-    w = max([10, *(len(k) for k, _ in rows)])
-    print(f"{'metric':<{w}} {'value':>9} {'CI':>22}  {'method':<16} n")
-    for k, v in rows:
-        ci = f"[{v['low']:.4g}, {v['high']:.4g}]" if v.get("low") is not None else ""
-        how = f"{v['level']:.0%} {v['method']}" if v.get("level") is not None else ""
-        print(f"{k:<{w}} {v['value']:>9.4g} {ci:>22}  {how:<16} {v.get('n', '')}")
-
-
-def finish_run(run, cfg) -> None:
-    """Print the metrics table and (if enabled) render the leaderboard and print its page's path."""
-    print_metrics(run.metrics(), cfg)
-    print(f"\nrun folder: {run.path}")
-    if cfg.get("report", True):
-        from .report import render_site
-
-        render_site([cfg.runs_root, run.path], None)
-        from .report import task_page_path
-
-        print(f"leaderboard page: {task_page_path(None, cfg.task.name).resolve()}")
 
 
 def main(argv: list[str] | None = None) -> int:

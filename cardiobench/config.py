@@ -1,12 +1,18 @@
-"""Configuration: dataclass schemas in Hydra's ConfigStore, baseline recipes, and resolution.
+"""Configuration: dataclass schemas in Hydra's ConfigStore, task specs, baseline recipes, resolution.
 
-Baselines live in the top-level ``baselines/`` folder (one YAML per recipe) and are registered
-as the Hydra config group ``baseline``. A recipe holds the published (``paper``) settings at top
-level and per-profile deviations under ``profiles.<name>``; :func:`resolve` merges the chosen
-profile's section over them and then re-applies the user's overrides so those always win.
+The one place each default lives: the generic sections (``train``, ``data``, ``ci``, ``profile``)
+in the schemas below; a task's own sections (``clip``, ``image``, ``eval``) in its spec's
+``config_defaults``. Baselines live in the top-level ``baselines/`` folder (one YAML per recipe,
+plus include-path folders) and are registered as the Hydra config group ``baseline``, each merged
+over its task's ``config_defaults``. A recipe holds the published (``paper``) settings at top level
+and per-profile deviations under ``profiles.<name>``; :func:`resolve` merges the chosen profile's
+section over them and then re-applies the user's overrides so those always win. Every override
+is checked against the resolved config first (:func:`check_overrides`): a misspelled key is one
+clear error naming the nearest valid key, never an added key.
 """
 from __future__ import annotations
 
+import difflib
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -14,9 +20,12 @@ from pathlib import Path
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
+from . import plugins
 from .errors import CardiobenchError
+from .spec import TaskSpec, TaskSpecSchema, from_config
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 CONF_DIR = PACKAGE_DIR / "conf"
@@ -27,18 +36,26 @@ TEMPLATES_DIR = PROJECT_DIR / "report_templates"
 
 
 @dataclass
-class TaskSchema:
-    name: str
-    version: int
-    format: str
-    description: str
-    split: str
-    targets: list[str]
-    main_score: str
-    main_score_direction: str
-    metrics: list[str]
-    reference_baseline: str
-    metric_definitions: dict[str, str] = field(default_factory=dict)
+class TrainSchema:
+    epochs: int = 1
+    batch_size: int = 8
+    optimizer: str = "sgd"            # sgd | adamw
+    lr: float = 1.0e-3
+    head_lr: Optional[float] = None   # models with param_groups(): the head's lr, ``lr`` for the backbone
+    momentum: float = 0.9
+    weight_decay: float = 1.0e-4
+    schedule: str = "step"            # step (StepLR) | cosine (per epoch) | warmup_cosine (per step)
+    lr_step_period: Optional[int] = None
+    lr_gamma: float = 0.1
+    warmup_fraction: float = 0.0
+    accumulate: int = 1               # optimiser step every ``accumulate`` batches
+    grad_clip: Optional[float] = None
+    patience: Optional[int] = None    # early stopping: epochs without a better selection score
+    loss: str = "mse"
+    output_bias: Any = None           # "train_mean", a number, or null
+    select_by: str = "val_loss"       # the epoch kept as best.pt: val_loss or a task's val_* metric
+    select_mode: str = "min"          # min | max
+    num_workers: int = 0
 
 
 @dataclass
@@ -49,36 +66,110 @@ class TwinSchema:
 
 @dataclass
 class DataSchema:
-    root: Optional[str] = None
-    cache_dir: str = "~/.cache/cardiobench"
+    root: Optional[str] = None         # the real dataset's folder; null -> the synthetic twin
+    cache_dir: str = "${oc.env:CARDIOBENCH_CACHE,${oc.env:HOME,.}/.cache/cardiobench}"
     workers: int = 2
-    decoded_cache: bool = True
+    decoded_cache: bool = True         # preprocess each sample once into <cache_dir>/arrays/ (memory-mapped)
     twin: TwinSchema = field(default_factory=TwinSchema)
+
+
+@dataclass
+class CISchema:
+    mode: str = "default"   # default: 95 % BCa, 9 999 resamples, patients resampled; echonet: the original
+    level: float = 0.95     #   code's 5th-95th percentiles of 10 000 resamples (a 90 % interval), labelled so
+    method: str = "bca"
+    n_resamples: int = 9999
+
+
+@dataclass
+class ProfileSchema:
+    name: str = "???"
+    device: str = "cpu"        # cpu | cuda | auto
+    threads: Optional[int] = None
+    amp: bool = False
+    deterministic: bool = True
 
 
 @dataclass
 class RootSchema:
     seed: int = 0
     resume: bool = False
-    run_dir: Optional[str] = None
+    run_dir: Optional[str] = None   # default: <runs_root>/<task>/<baseline>/<profile>-s<seed>-<timestamp>
     runs_root: str = "runs"
+    site_dir: Optional[str] = None  # the leaderboard site; default leaderboards/site
     progress: bool = True
-    report: bool = True
+    report: bool = True             # render the task's leaderboard page at the end of the run
     data: DataSchema = field(default_factory=DataSchema)
+    ci: CISchema = field(default_factory=CISchema)
+    train: TrainSchema = field(default_factory=TrainSchema)
     task: Any = None
-    profile: Any = None
+    profile: ProfileSchema = field(default_factory=ProfileSchema)
     baseline: Any = None
     model: Any = None
-    train: Any = None
     clip: Any = None
     image: Any = None
     eval: Any = None
     profiles: Any = None
-    ci: Any = None
 
 
 REQUIRED_BASELINE_KEYS = ("name", "task", "title", "citation", "published")
 REQUIRED_PUBLISHED_KEYS = ("metric", "value", "definition", "split", "n", "source")
+
+
+# ----------------------------------------------------------------------------- task specs
+
+
+def task_files() -> dict[str, Path]:
+    """``{name: spec file}``: the built-in specs, then include-path ones."""
+    out = {p.stem: p for p in sorted((CONF_DIR / "task").glob("*.yaml"))}
+    for name, p in plugins.yaml_files("task").items():
+        out.setdefault(name, p)
+    return out
+
+
+def task_names() -> list[str]:
+    return sorted(task_files())
+
+
+def _task_node(name: str) -> tuple[Path, DictConfig]:
+    files = task_files()
+    base = name.split(".v")[0]
+    if base not in files:
+        raise CardiobenchError(f"unknown task {name!r}; known: {', '.join(sorted(files))}")
+    node = OmegaConf.load(files[base])
+    node.pop("defaults", None)
+    return files[base], node
+
+
+@lru_cache(maxsize=None)
+def load_task(name: str) -> TaskSpec:
+    """The validated spec of a task (CardiobenchError naming the file and field when invalid)."""
+    path, node = _task_node(name)
+    spec = from_config(node, path)
+    if spec.name != path.stem:
+        raise CardiobenchError(f"{path}: name {spec.name!r} differs from the file name")
+    return spec
+
+
+def spec_of(cfg: DictConfig) -> TaskSpec:
+    """A run's task spec: the registered one of that name and version, else the run's own copy."""
+    name, version = str(cfg.task.name), int(cfg.task.get("version", 1))
+    if name in task_files():
+        spec = load_task(name)
+        if spec.version == version:
+            return spec
+    return from_config(cfg.task, f"task {name!r} (v{version}) in the run's config.yaml")
+
+
+# ----------------------------------------------------------------------------- baselines
+
+
+@lru_cache(maxsize=None)
+def baseline_files() -> dict[str, Path]:
+    out = {p.stem: p for p in sorted(BASELINES_DIR.glob("*.yaml"))}
+    for name, p in plugins.yaml_files("baselines").items():
+        out.setdefault(name, p)
+    return out
 
 
 def validate_baseline(path: Path, node: DictConfig) -> None:
@@ -100,14 +191,18 @@ def validate_baseline(path: Path, node: DictConfig) -> None:
     for key in ("model", "train", "profiles"):
         if key not in node:
             raise CardiobenchError(f"{path}: no '{key}:' section")
+    train_keys = set(TrainSchema.__dataclass_fields__)
+    for where, section in [("train", node.train), *((f"profiles.{p}.train", s.get("train") or {})
+                                                    for p, s in node.profiles.items())]:
+        unknown = [k for k in section if k not in train_keys]
+        if unknown:
+            raise CardiobenchError(f"{path}: {where}.{unknown[0]} is not a training setting"
+                                   f"{_suggest(unknown[0], sorted(train_keys))}")
 
 
 @lru_cache(maxsize=None)
-def baseline_files() -> dict[str, Path]:
-    return {p.stem: p for p in sorted(BASELINES_DIR.glob("*.yaml"))}
-
-
 def load_baseline(name: str) -> DictConfig:
+    """A recipe merged over its task's ``config_defaults`` (and over its parent's, for ``extends``)."""
     files = baseline_files()
     if name not in files:
         raise CardiobenchError(f"unknown baseline {name!r}; known: {', '.join(files) or 'none'} (in {BASELINES_DIR})")
@@ -118,43 +213,135 @@ def load_baseline(name: str) -> DictConfig:
             raise CardiobenchError(f"{files[name]}: a baseline cannot extend itself")
         node = OmegaConf.merge(load_baseline(parent), node)
     validate_baseline(files[name], node)
-    return node
+    defaults = OmegaConf.create(load_task(str(node.baseline.task)).config_defaults)
+    return OmegaConf.merge(defaults, node)
 
 
-def load_task(name: str) -> DictConfig:
-    path = CONF_DIR / "task" / f"{name}.yaml"
-    if not path.is_file():
-        known = sorted(p.stem for p in (CONF_DIR / "task").glob("*.yaml"))
-        raise CardiobenchError(f"unknown task {name!r}; known: {', '.join(known)}")
-    node = OmegaConf.load(path)
-    node.pop("defaults", None)
-    schema = OmegaConf.structured(TaskSchema)
-    merged = OmegaConf.merge(schema, node)
-    if merged.main_score not in merged.metrics:
-        raise CardiobenchError(f"{path}: main_score {merged.main_score!r} is not among metrics")
-    if merged.main_score_direction not in ("lower", "higher"):
-        raise CardiobenchError(f"{path}: main_score_direction must be 'lower' or 'higher'")
-    return merged
-
-
-def task_names() -> list[str]:
-    return sorted(p.stem for p in (CONF_DIR / "task").glob("*.yaml"))
+# ----------------------------------------------------------------------------- Hydra
 
 
 _registered = False
 
 
 def register_configs() -> None:
-    """Register schemas and the top-level baseline recipes with Hydra's ConfigStore (once)."""
+    """Register schemas, task specs and baseline recipes with Hydra's ConfigStore (once)."""
     global _registered
     if _registered:
         return
     cs = ConfigStore.instance()
     cs.store(name="schema", node=RootSchema)
-    cs.store(group="task", name="task_schema", node=TaskSchema)
+    cs.store(group="task", name="task_schema", node=TaskSpecSchema)
+    for name, path in plugins.yaml_files("task").items():
+        if not (CONF_DIR / "task" / f"{name}.yaml").is_file():
+            node = OmegaConf.load(path)
+            node.pop("defaults", None)
+            cs.store(group="task", name=name, node=OmegaConf.merge(OmegaConf.structured(TaskSpecSchema), node))
     for name in baseline_files():
         cs.store(group="baseline", name=name, node=load_baseline(name), package="_global_")
     _registered = True
+
+
+def _hydra_compose(overrides: list[str]) -> DictConfig:
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        try:
+            return hydra_compose("config", overrides=overrides)
+        except (HydraException, OmegaConfBaseException) as exc:  # a bad value: one line, not Hydra's page
+            why = str(exc).splitlines()[0]
+            if exc.__cause__ is not None and str(exc.__cause__).strip():
+                why += f": {str(exc.__cause__).strip().splitlines()[0]}"
+            raise CardiobenchError(f"invalid override: {why}") from None
+
+
+def _groups(task: str, baseline: str | None, profile: str) -> list[str]:
+    return [f"task={task}", f"baseline={baseline or load_task(task).reference_baseline}", f"profile={profile}"]
+
+
+def compose(task: str, baseline: str | None = None, profile: str = "smoke",
+            overrides: list[str] | None = None) -> DictConfig:
+    """The resolved config of ``baseline`` (default: the task's reference) under ``profile``, with
+    ``overrides`` checked first (CardiobenchError on an unknown key or a bad value)."""
+    base = _groups(task, baseline, profile)
+    overrides = list(overrides or [])
+    plain = _hydra_compose(base)
+    check_overrides(resolve(plain, []), overrides)
+    return resolve(_hydra_compose(base + hydra_overrides(plain, overrides)), overrides)
+
+
+def run_overrides(task: str, baseline: str, profile: str, overrides: list[str], multirun: bool) -> list[str]:
+    """Check a run's overrides (keys always; values too unless sweeping) and return them as Hydra's
+    ``@hydra.main`` must see them."""
+    base = _groups(task, baseline, profile)
+    plain = _hydra_compose(base)
+    check_overrides(resolve(plain, []), overrides)
+    if not multirun:
+        resolve(_hydra_compose(base + hydra_overrides(plain, overrides)), overrides)
+    return base + hydra_overrides(plain, overrides)
+
+
+def _dotted_keys(node: Any, prefix: str = "") -> list[str]:
+    out = []
+    if isinstance(node, DictConfig):
+        for k in node.keys():
+            key = f"{prefix}{k}"
+            out.append(key)
+            out.extend(_dotted_keys(node._get_node(k), f"{key}."))
+    return out
+
+
+def _suggest(key: str, candidates: list[str]) -> str:
+    near = difflib.get_close_matches(key, candidates, n=1, cutoff=0.6)
+    return f"; did you mean {near[0]!r}?" if near else ""
+
+
+def _override_keys(overrides: list[str]) -> list[tuple[str, str]]:
+    """(prefix, key) of each key=value override ('', '+', '++' or '~')."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    out = []
+    for text in overrides:
+        if text.startswith("--"):
+            continue
+        try:
+            o = OverridesParser.create().parse_override(text)
+        except Exception as exc:  # Hydra's grammar errors are long; one line is enough
+            raise CardiobenchError(f"cannot parse override {text!r}: {str(exc).splitlines()[0]}") from None
+        prefix = "++" if text.startswith("++") else "+" if text.startswith("+") else "~" if text.startswith("~") else ""
+        out.append((prefix, o.key_or_group))
+    return out
+
+
+GROUPS = ("task", "baseline", "profile")
+
+
+def check_overrides(full: DictConfig, overrides: list[str]) -> None:
+    """Refuse any override of a key the resolved config does not have (a typo), naming the nearest one.
+
+    ``+key=value`` (Hydra's explicit append) may add a key; ``hydra.*`` keys are Hydra's own.
+    """
+    keys = _dotted_keys(full)
+    known = set(keys)
+    for prefix, key in _override_keys(overrides):
+        if prefix in ("+", "++") or key.startswith("hydra") or key in GROUPS:
+            continue
+        if key not in known:
+            raise CardiobenchError(f"unknown config key {key!r}{_suggest(key, keys)} "
+                                   f"(+{key}=... adds a new key on purpose)")
+
+
+def hydra_overrides(plain: DictConfig, overrides: list[str]) -> list[str]:
+    """The overrides as Hydra must see them: a checked key that only a profile section or a task's
+    defaults define is not in Hydra's composition yet, so it is appended (``+key=value``)."""
+    out = []
+    for text, (prefix, key) in zip([o for o in overrides if not o.startswith("--")], _override_keys(overrides)):
+        missing = OmegaConf.select(plain, key, default="__missing__", throw_on_missing=False) == "__missing__"
+        out.append(f"+{text}" if not prefix and missing and key not in GROUPS and not key.startswith("hydra")
+                   else text)
+    return out
 
 
 def resolve(cfg: DictConfig, overrides: list[str]) -> DictConfig:
@@ -164,18 +351,29 @@ def resolve(cfg: DictConfig, overrides: list[str]) -> DictConfig:
     profile = cfg.profile.name
     sections = cfg.profiles or {}
     if profile not in sections:
-        raise CardiobenchError(f"baseline {cfg.baseline.name!r} has no recipe for profile {profile!r}")
+        raise CardiobenchError(f"baseline {cfg.baseline.name!r} has no recipe for profile {profile!r} "
+                               f"(it has {', '.join(sections)})")
     if cfg.baseline.task != cfg.task.name:
         raise CardiobenchError(
             f"baseline {cfg.baseline.name!r} is for task {cfg.baseline.task!r}, not {cfg.task.name!r}")
     OmegaConf.set_struct(cfg, False)  # a profile may add keys the published recipe lacks (model.layers)
-    out = OmegaConf.merge(cfg, sections[profile])
-    OmegaConf.set_struct(out, False)
-    parser = OverridesParser.create()
-    for o in parser.parse_overrides(overrides):
-        key = o.key_or_group
-        if o.is_delete() or key.startswith("hydra") or key in ("task", "baseline", "profile"):
-            continue
-        OmegaConf.update(out, key, o.value(), merge=True, force_add=True)
+    try:
+        out = OmegaConf.merge(cfg, sections[profile])
+    except OmegaConfBaseException as exc:
+        raise CardiobenchError(f"baseline {cfg.baseline.name!r}, profiles.{profile}: "
+                               f"{str(exc).splitlines()[0]}") from None
     out.pop("profiles")
+    OmegaConf.set_struct(out, True)  # from here on an override can change a key, never add one
+    for o in OverridesParser.create().parse_overrides(overrides):
+        key = o.key_or_group
+        if o.is_delete() or key.startswith("hydra") or key in GROUPS:
+            continue
+        value = o.value()
+        if isinstance(value, (list, dict)):
+            value = OmegaConf.create(value)
+        try:
+            OmegaConf.update(out, key, value, merge=True, force_add=o.is_add() or o.is_force_add())
+        except OmegaConfBaseException as exc:
+            raise CardiobenchError(f"override {key!r}: {str(exc).splitlines()[0]}") from None
+    OmegaConf.set_struct(out, False)
     return out

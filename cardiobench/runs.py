@@ -46,14 +46,16 @@ def git_commit(path: Path) -> str:
 
 
 def versions() -> dict[str, str]:
-    import numpy
-    import scipy
-    import torch
-    import torchvision
+    """Versions of what produced a run (read from package metadata: scoring a run imports no torch)."""
+    from importlib.metadata import PackageNotFoundError, version
 
-    return {"cardiobench": __version__, "python": platform.python_version(), "torch": torch.__version__,
-            "torchvision": torchvision.__version__, "numpy": numpy.__version__, "scipy": scipy.__version__,
-            "pandas": pd.__version__}
+    out = {"cardiobench": __version__, "python": platform.python_version()}
+    for pkg in ("torch", "torchvision", "numpy", "scipy", "pandas"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
 
 
 @dataclass

@@ -1,7 +1,13 @@
 """The training loop: seeded, deterministic on CPU, resumable at every epoch boundary.
 
 Read it top to bottom: build the optimiser and schedule, restore ``last.pt`` when resuming, then
-for each epoch train, validate, keep ``best.pt`` by validation loss and write ``last.pt``.
+for each epoch train, validate, keep ``best.pt`` by the selection score (``select_by``: the
+validation loss, or a task's validation metric such as ``val_dice``) and write ``last.pt``.
+
+Batches are dicts (``{"x": ..., "y": ...}`` by default); a task's ``step(model, batch, loss_fn)``
+turns one into a loss, so several heads, dict outputs and contrastive losses fit the same loop.
+The DistributedDataParallel seams are the loader's ``sampler`` and ``model_without_ddp`` (what is
+saved), so DDP can be added without rewriting the loop.
 """
 from __future__ import annotations
 
@@ -12,7 +18,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -42,11 +48,40 @@ def _worker_init(worker_id: int) -> None:
     random.seed(s)
 
 
-def make_loader(ds: Dataset, batch_size: int, shuffle: bool, seed: int, workers: int = 0) -> DataLoader:
+def make_loader(ds: Dataset, batch_size: int, shuffle: bool, seed: int, workers: int = 0,
+                collate_fn: Callable | None = None, sampler=None) -> DataLoader:
     g = torch.Generator()
     g.manual_seed(seed)
-    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, num_workers=workers, generator=g,
-                      worker_init_fn=_worker_init, drop_last=False, persistent_workers=False)
+    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle if sampler is None else False, sampler=sampler,
+                      num_workers=workers, generator=g, worker_init_fn=_worker_init, drop_last=False,
+                      persistent_workers=False, collate_fn=collate_fn)
+
+
+Step = Callable[[nn.Module, dict, Callable], torch.Tensor]
+
+
+def default_step(model: nn.Module, batch: dict, loss_fn: Callable) -> torch.Tensor:
+    """``loss_fn(model(x), y)`` for a single-output model."""
+    return loss_fn(model(batch["x"]).squeeze(1).float(), batch["y"])
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    """A batch (tensor, dict, list or tuple of them) moved to ``device``."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(v, device) for v in batch)
+    return batch
+
+
+def batch_size_of(batch: Any) -> int:
+    """How many samples a batch holds: the length of its first tensor."""
+    if isinstance(batch, torch.Tensor):
+        return len(batch)
+    values = batch.values() if isinstance(batch, dict) else batch
+    return next(batch_size_of(v) for v in values if isinstance(v, (torch.Tensor, dict, list, tuple)))
 
 
 @dataclass
@@ -64,7 +99,9 @@ class TrainConfig:
     head_lr: float | None = None  # models with param_groups(): lr for the head, ``lr`` for the backbone
     accumulate: int = 1           # gradient accumulation: optimiser step every ``accumulate`` batches
     grad_clip: float | None = None  # max global gradient norm
-    patience: int | None = None   # early stopping after this many evaluations without a better val loss
+    patience: int | None = None   # early stopping after this many evaluations without a better score
+    select_by: str = "val_loss"   # the epoch kept as best.pt: val_loss or a val_* metric of the task
+    select_mode: str = "min"      # min | max
     num_workers: int = 0
     seed: int = 0
     amp: bool = False
@@ -114,9 +151,20 @@ def amp_setting(cfg: TrainConfig) -> tuple[bool, torch.dtype]:
     return True, torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
+def train_config(cfg, device: str) -> TrainConfig:
+    """The loop's settings from a resolved config (``train`` section, seed, profile, progress)."""
+    t = cfg.train
+    return TrainConfig(epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, optimizer=t.optimizer, momentum=t.momentum,
+                       weight_decay=t.weight_decay, lr_step_period=t.lr_step_period, lr_gamma=t.lr_gamma,
+                       schedule=t.schedule, num_workers=t.num_workers, seed=cfg.seed, amp=bool(cfg.profile.amp),
+                       device=device, progress=cfg.progress, warmup_fraction=t.warmup_fraction, head_lr=t.head_lr,
+                       accumulate=int(t.accumulate), grad_clip=t.grad_clip, patience=t.patience,
+                       select_by=t.select_by, select_mode=t.select_mode)
+
+
 def run_epoch(model: nn.Module, loader: DataLoader, loss_fn: Callable, cfg: TrainConfig,
-              optimizer: torch.optim.Optimizer | None, desc: str, scheduler=None) -> float:
-    """One pass over ``loader``; trains when an optimizer is given. Returns the mean loss.
+              optimizer: torch.optim.Optimizer | None, desc: str, scheduler=None, step: Step = default_step) -> float:
+    """One pass over ``loader``; trains when an optimizer is given. Returns the mean loss per sample.
 
     Training steps the optimiser every ``cfg.accumulate`` batches (and at the end), clipping the
     global gradient norm first when ``cfg.grad_clip`` is set; a per-step ``scheduler`` steps with it.
@@ -132,10 +180,10 @@ def run_epoch(model: nn.Module, loader: DataLoader, loss_fn: Callable, cfg: Trai
     if train:
         optimizer.zero_grad(set_to_none=True)
     with torch.set_grad_enabled(train):
-        for i, (x, y) in enumerate(bar):
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        for i, batch in enumerate(bar):
+            batch = to_device(batch, device)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-                loss = loss_fn(model(x).squeeze(1).float(), y)
+                loss = step(model, batch, loss_fn)
             if train:
                 scaler.scale(loss / cfg.accumulate).backward()
                 if (i + 1) % cfg.accumulate == 0 or i + 1 == len(loader):
@@ -147,80 +195,101 @@ def run_epoch(model: nn.Module, loader: DataLoader, loss_fn: Callable, cfg: Trai
                     optimizer.zero_grad(set_to_none=True)
                     if scheduler is not None:
                         scheduler.step()
-            total += loss.item() * len(y)
-            n += len(y)
+            k = batch_size_of(batch)
+            total += loss.item() * k
+            n += k
             bar.set_postfix(loss=f"{total / n:.3g}")
     return total / max(n, 1)
 
 
-def _since_best(history: list[dict]) -> int:
-    return len(history) - 1 - min(range(len(history)), key=lambda i: history[i]["val_loss"])
+def _better(score: float, best: float, mode: str) -> bool:
+    return score < best if mode == "min" else score > best
+
+
+def _since_best(history: list[dict], key: str, mode: str) -> int:
+    pick = min if mode == "min" else max
+    return len(history) - 1 - pick(range(len(history)), key=lambda i: history[i][key])
 
 
 def fit(model: nn.Module, train_ds: Dataset, val_ds: Dataset, cfg: TrainConfig, ckpt_dir: Path,
         loss_fn: Callable = nn.functional.mse_loss, resume: bool = False,
-        on_epoch: Callable[[dict], None] | None = None) -> list[dict]:
-    """Train ``model`` in place; on return it holds the best-validation-loss weights.
+        on_epoch: Callable[[dict], None] | None = None, step: Step = default_step,
+        val_metrics: Callable[[nn.Module], dict[str, float]] | None = None,
+        collate_fn: Callable | None = None) -> list[dict]:
+    """Train ``model`` in place; on return it holds the weights of the best epoch by ``cfg.select_by``.
 
     ``last.pt`` (model, optimiser, schedule, epoch, history) is written atomically after every
     epoch, so a run killed at any moment resumes from its last finished epoch with ``resume``.
     Each epoch's shuffling and clip sampling are seeded from ``(seed, epoch)``, which makes a
-    resumed run identical to an uninterrupted one.
+    resumed run identical to an uninterrupted one. ``val_metrics(model)`` adds a task's validation
+    numbers (e.g. ``val_dice``) to each epoch's record, for ``select_by``.
     """
+    if cfg.select_mode not in ("min", "max"):
+        raise ValueError(f"select_mode must be 'min' or 'max', not {cfg.select_mode!r}")
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     last, best = ckpt_dir / "last.pt", ckpt_dir / "best.pt"
     device = torch.device(cfg.device)
     model.to(device)
+    model_without_ddp = model  # what is saved; under DDP the wrapped module
     optimizer = build_optimizer(model, cfg)
     steps_per_epoch = math.ceil(math.ceil(len(train_ds) / cfg.batch_size) / cfg.accumulate)
     scheduler, per_step = build_scheduler(optimizer, cfg, steps_per_epoch)
     history: list[dict] = []
-    start, best_loss = 0, float("inf")
+    key, mode = cfg.select_by, cfg.select_mode
+    start, best_score = 0, (float("inf") if mode == "min" else -float("inf"))
 
     if resume and last.is_file():
         state = torch.load(last, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
+        model_without_ddp.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        start, best_loss, history = state["epoch"], state["best_loss"], state["history"]
-        log.info("resumed from %s at epoch %d (best val loss %.4g)", last, start, best_loss)
+        start, best_score, history = state["epoch"], state["best_score"], state["history"]
+        log.info("resumed from %s at epoch %d (best %s %.4g)", last, start, key, best_score)
 
     for epoch in range(start, cfg.epochs):
-        if cfg.patience and history and _since_best(history) >= cfg.patience:
+        if cfg.patience and history and _since_best(history, key, mode) >= cfg.patience:
             break  # a resumed run that had already stopped early
         t0 = time.time()
         for ds in (train_ds, val_ds):
             if hasattr(ds, "set_epoch"):
                 ds.set_epoch(epoch)
         torch.manual_seed(cfg.seed * 100_003 + epoch)
-        train_loader = make_loader(train_ds, cfg.batch_size, True, cfg.seed * 100_003 + epoch, cfg.num_workers)
-        val_loader = make_loader(val_ds, cfg.batch_size, False, 0, cfg.num_workers)
+        train_loader = make_loader(train_ds, cfg.batch_size, True, cfg.seed * 100_003 + epoch, cfg.num_workers,
+                                   collate_fn)
+        val_loader = make_loader(val_ds, cfg.batch_size, False, 0, cfg.num_workers, collate_fn)
         train_loss = run_epoch(model, train_loader, loss_fn, cfg, optimizer, f"epoch {epoch + 1}/{cfg.epochs} train",
-                               scheduler if per_step else None)
+                               scheduler if per_step else None, step)
         train_seconds = time.time() - t0
-        val_loss = run_epoch(model, val_loader, loss_fn, cfg, None, f"epoch {epoch + 1}/{cfg.epochs} val")
+        val_loss = run_epoch(model, val_loader, loss_fn, cfg, None, f"epoch {epoch + 1}/{cfg.epochs} val", step=step)
         if not per_step:
             scheduler.step()
-        record = dict(epoch=epoch + 1, train_loss=train_loss, val_loss=val_loss,
-                      lr=optimizer.param_groups[0]["lr"], seconds=round(time.time() - t0, 2),
-                      train_clips_per_s=round(len(train_ds) / max(train_seconds, 1e-9), 2))
+        record = dict(epoch=epoch + 1, train_loss=train_loss, val_loss=val_loss)
+        if val_metrics is not None:
+            record.update(val_metrics(model))
+        if key not in record:
+            raise ValueError(f"train.select_by={key!r} is not a validation number of this task "
+                             f"(it has {', '.join(k for k in record if k.startswith('val'))})")
+        record.update(lr=optimizer.param_groups[0]["lr"], seconds=round(time.time() - t0, 2),
+                      train_items_per_s=round(len(train_ds) / max(train_seconds, 1e-9), 2))
         history.append(record)
-        if val_loss < best_loss:
-            best_loss = val_loss
-            _save(best, {"model": model.state_dict(), "epoch": epoch + 1, "val_loss": val_loss})
-        _save(last, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "best_loss": best_loss,
+        improved = _better(record[key], best_score, mode)
+        if improved:
+            best_score = record[key]
+            _save(best, {"model": model_without_ddp.state_dict(), "epoch": epoch + 1, key: record[key]})
+        _save(last, {"model": model_without_ddp.state_dict(), "optimizer": optimizer.state_dict(),
+                     "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "best_score": best_score,
                      "history": history})
-        log.info("epoch %d/%d  train loss %.4g  val loss %.4g  (%.1fs)%s", epoch + 1, cfg.epochs, train_loss,
-                 val_loss, record["seconds"], "  *best*" if val_loss == best_loss else "")
+        log.info("epoch %d/%d  train loss %.4g  val loss %.4g%s  (%.1fs)%s", epoch + 1, cfg.epochs, train_loss,
+                 val_loss, "" if key == "val_loss" else f"  {key} {record[key]:.4g}", record["seconds"],
+                 "  *best*" if improved else "")
         if on_epoch:
             on_epoch(record)
-        if cfg.patience and _since_best(history) >= cfg.patience:
-            log.info("early stopping: no better validation loss in %d epochs", _since_best(history))
+        if cfg.patience and _since_best(history, key, mode) >= cfg.patience:
+            log.info("early stopping: no better %s in %d epochs", key, _since_best(history, key, mode))
             break
 
     if best.is_file():
-        model.load_state_dict(torch.load(best, map_location=device, weights_only=True)["model"])
+        model_without_ddp.load_state_dict(torch.load(best, map_location=device, weights_only=True)["model"])
     return history
 
 
@@ -245,9 +314,9 @@ def predict(model: nn.Module, ds: Dataset, cfg: TrainConfig, desc: str = "predic
         raise ValueError("MC-dropout asked for, but the model has no dropout layers")
     device = torch.device(cfg.device)
     means, stds = [], []
-    for x, _ in tqdm(make_loader(ds, cfg.batch_size, False, 0, cfg.num_workers), desc=desc, leave=False,
-                     disable=not cfg.progress, unit="batch"):
-        x = x.to(device)
+    for batch in tqdm(make_loader(ds, cfg.batch_size, False, 0, cfg.num_workers), desc=desc, leave=False,
+                      disable=not cfg.progress, unit="batch"):
+        x = batch["x"].to(device)
         use_amp, amp_dtype = amp_setting(cfg)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
             if mc_samples:

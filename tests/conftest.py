@@ -11,11 +11,11 @@ from cardiobench.data import echonet_dynamic
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
-
-# Tiny sizes for pipeline tests (determinism, resume): they test plumbing, not learning.
-# eval.segmentation_run=null: beat-by-beat must not depend on segmentation runs lying around in runs/.
-TINY = ["data.twin.n=24", "clip.frames=8", "clip.period=8", "clip.size=24", "train.epochs=2",
-        "train.batch_size=4", "progress=false", "report=false", "eval.segmentation_run=null"]
+# The toy out-of-tree task (tests/plugins/echo_lowef) is on the include path for the whole session,
+# before collection, so that every per-task test (test_conformance.py) covers it too.
+PLUGINS = Path(__file__).resolve().parent / "plugins" / "echo_lowef"
+os.environ["CARDIOBENCH_INCLUDE"] = os.pathsep.join(
+    p for p in (os.environ.get("CARDIOBENCH_INCLUDE", ""), str(PLUGINS)) if p)
 
 # Paths under the checkout that tests may create: build and tool output, never data or runs.
 _TOOL_OUTPUT = (".venv/", ".pytest_cache/", ".benchmarks/", "cardiobench.egg-info/")

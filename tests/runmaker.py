@@ -44,10 +44,10 @@ def truth_of(root: Path) -> pd.DataFrame:
 def make_run(path: Path, task: str, baseline: str, predictions: pd.DataFrame, data_root: Path,
              profile: str = "smoke", seed: int = 0) -> Path:
     """A finished run folder of ``baseline`` holding ``predictions``; metrics from `cardiobench evaluate`."""
-    from cardiobench.external import compose
-    from cardiobench.tasks.data_source import fingerprint
+    from cardiobench.config import compose
+    from cardiobench.data.source import fingerprint
 
-    cfg = compose(task, [f"data.root={data_root}", f"seed={seed}"], baseline=baseline, profile=profile)
+    cfg = compose(task, baseline, profile, [f"data.root={data_root}", f"seed={seed}"])
     path.mkdir(parents=True)
     cfg.run_dir = str(path)
     (path / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))

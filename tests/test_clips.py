@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from cardiobench.data.clips import IMAGENET_MEAN, EchoClips
-from cardiobench.tasks.echonet_ef import predict_all_clips
+from cardiobench.tasks.echo_inference import predict_all_clips
 from cardiobench.train import TrainConfig
 
 
@@ -19,14 +19,15 @@ class MeanModel(torch.nn.Module):
 def test_short_video_is_zero_padded_not_an_error():
     video = np.full((5, 8, 8), 100, dtype=np.uint8)
     ds = EchoClips([video], [50.0], frames=16, period=2, mean=0.0, std=1.0)
-    x, y = ds[0]
+    item = ds[0]
+    x, y = item["x"], item["y"]
     assert x.shape == (3, 16, 8, 8) and float(y) == 50.0
     assert torch.all(x[:, :3] == 100) and torch.all(x[:, 3:] == 0)  # frames 0, 2, 4 exist, the rest pad
 
 
 def test_imagenet_layout_for_video_transformers():
     video = np.full((40, 8, 8), 255, dtype=np.uint8)
-    x, _ = EchoClips([video], [50.0], frames=16, period=2, mean=0.0, std=1.0, normalize="imagenet", layout="TCHW")[0]
+    x = EchoClips([video], [50.0], frames=16, period=2, mean=0.0, std=1.0, normalize="imagenet", layout="TCHW")[0]["x"]
     assert x.shape == (16, 3, 8, 8)
     assert torch.allclose(x[0, :, 0, 0], (1 - IMAGENET_MEAN) / torch.tensor([0.229, 0.224, 0.225]))
 

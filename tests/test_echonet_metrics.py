@@ -1,18 +1,16 @@
-"""echonet_ef metrics from predictions: CI modes, heart-failure AUCs, EF bins, MC-dropout, modes."""
+"""echonet_ef metrics from predictions (its spec + the metric registry): CI modes, heart-failure AUCs,
+EF bins, MC-dropout, modes."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
-from omegaconf import OmegaConf
-
-from cardiobench import stats
+from cardiobench import evaluation, stats
 from cardiobench.config import load_task
-from cardiobench.tasks import echonet_ef
 
 
-def _cfg(**ci):
-    return OmegaConf.create({"task": OmegaConf.to_container(load_task("echonet_ef")), "ci": ci or None})
+def _evaluate(pred, **ci):
+    return evaluation.evaluate(pred, load_task("echonet_ef"), ci or None)
 
 
 def _pred(n=120, seed=0, sd=None):
@@ -27,7 +25,7 @@ def _pred(n=120, seed=0, sd=None):
 
 def test_echonet_ci_mode_is_the_original_90_percent_percentile():
     pred = _pred()
-    m = echonet_ef.evaluate(pred, _cfg(mode="echonet"))
+    m = _evaluate(pred, mode="echonet")
     assert m["mae"]["level"] == 0.90 and m["mae"]["method"] == "percentile" and m["mae"]["n_resamples"] == 10000
     assert "90 %" in m["mae"]["ci_mode"]
     # The original code's interval, written as a plain loop: 5th and 95th percentiles of 10 000 MAEs.
@@ -37,14 +35,14 @@ def test_echonet_ci_mode_is_the_original_90_percent_percentile():
     low, high = np.percentile(boot, [5, 95])
     width = high - low
     assert abs(m["mae"]["low"] - low) < 0.04 * width and abs(m["mae"]["high"] - high) < 0.04 * width
-    default = echonet_ef.evaluate(pred, _cfg())
+    default = _evaluate(pred)
     assert default["mae"]["level"] == 0.95 and default["mae"]["method"] == "bca"
     assert default["mae"]["high"] - default["mae"]["low"] > m["mae"]["high"] - m["mae"]["low"]
 
 
 def test_heart_failure_aucs_bins_and_pearson():
     pred = _pred()
-    m = echonet_ef.evaluate(pred, _cfg())
+    m = _evaluate(pred)
     for t in (35, 40, 45, 50):
         label = (pred.EF < t).astype(int)
         assert m[f"auc_ef{t}"]["value"] == pytest.approx(stats.auc(label, -pred.EF_pred))
@@ -55,17 +53,17 @@ def test_heart_failure_aucs_bins_and_pearson():
 
 def test_mc_dropout_coverage_and_spearman():
     pred = _pred(sd=5.0)  # errors are N(0, 5): a 90 % interval of +/- 1.645 x 5 covers about 90 %
-    m = echonet_ef.evaluate(pred, _cfg())
+    m = _evaluate(pred)
     assert 0.8 <= m["mc_coverage90"]["value"] <= 0.97
     assert m["mc_coverage90"]["low"] < m["mc_coverage90"]["value"] < m["mc_coverage90"]["high"]
-    too_sure = echonet_ef.evaluate(_pred(sd=0.5), _cfg())
+    too_sure = _evaluate(_pred(sd=0.5))
     assert too_sure["mc_coverage90"]["value"] < 0.3
 
 
 def test_several_modes_primary_first():
     a = _pred()
     b = a.assign(EF_pred=a.EF + 1.0, mode="all_clips")
-    m = echonet_ef.evaluate(pd.concat([a, b]), _cfg())
+    m = _evaluate(pd.concat([a, b]))
     assert m["primary_mode"] == "single_clip"
     assert m["mae"]["value"] == pytest.approx(stats.mae(a.EF, a.EF_pred))
     assert m["by_mode"]["all_clips"]["mae"]["value"] == pytest.approx(1.0)

@@ -126,8 +126,8 @@ def test_missing_segmentation_run_is_refused_before_training(bad_tracings, cache
 def test_auto_finds_the_newest_finished_segmentation_run_on_the_same_data(seg_run, tmp_path):
     from omegaconf import OmegaConf
 
-    from cardiobench.tasks.data_source import DataSource
-    from cardiobench.tasks.echonet_ef import segmentation_sizes
+    from cardiobench.data.source import DataSource
+    from cardiobench.tasks.echo_inference import segmentation_sizes
 
     d, _ = seg_run
     fp = json.loads((d / "manifest.json").read_text())["data"]["fingerprint"]

@@ -1,1 +1,69 @@
-"""Dataset formats (readers of real on-disk layouts and writers of their synthetic twins)."""
+"""Dataset formats by name: a reader of one real on-disk layout plus a writer of its synthetic twin.
+
+A format (``register_format(name, obj)``; built-ins load lazily, out-of-tree ones through the
+include path or the ``cardiobench.formats`` entry points) provides::
+
+    name, twin_version, index_files, description
+    index(root) -> (samples, problems)     one row per usable sample: sample_id, patient_id, split,
+                                           path, and the dataset's labels; problems name file and row
+    verify(root, decode=True, progress=True, workers=2) -> [Problem]
+    preprocess_config(size) -> dict        what a cached sample depends on besides its file
+    preprocess(path, config) -> ({name: array}, metadata)    one sample, decoded once
+    synthesize(out, n, seed, workers, progress) -> Path      the twin, in exactly the real layout
+    normalize_id(text) -> str              sample ids as users write them -> as the index has them
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any, Protocol
+
+from ..errors import CardiobenchError
+
+BUILTIN = {"echonet_dynamic": "cardiobench.data.echonet_dynamic"}
+_FORMATS: dict[str, Any] = {}
+
+
+class Format(Protocol):
+    name: str
+    twin_version: int
+    index_files: tuple[str, ...]
+    description: str
+
+    def index(self, root): ...
+    def verify(self, root, decode: bool = True, progress: bool = True, workers: int = 2): ...
+    def preprocess_config(self, size: int) -> dict: ...
+    def preprocess(self, path, config: dict): ...
+    def synthesize(self, out, n: int, seed: int, workers: int = 2, progress: bool = True): ...
+    def normalize_id(self, text: str) -> str: ...
+
+
+def register_format(name: str, fmt: Any) -> Any:
+    """Register a format object (anything with the :class:`Format` attributes) under ``name``."""
+    missing = [a for a in ("index", "verify", "preprocess_config", "preprocess", "synthesize", "normalize_id",
+                           "twin_version", "index_files") if not hasattr(fmt, a)]
+    if missing:
+        raise TypeError(f"format {name!r} lacks {', '.join(missing)}")
+    _FORMATS[name] = fmt
+    return fmt
+
+
+def format_names(plugins_too: bool = True) -> list[str]:
+    """Known formats; ``plugins_too=False`` skips importing include-path code (cheap, for --help)."""
+    if plugins_too:
+        from .. import plugins
+
+        plugins.load_code()
+    return sorted({*BUILTIN, *_FORMATS})
+
+
+def get_format(name: str) -> Format:
+    """The format registered as ``name`` (CardiobenchError listing the known ones otherwise)."""
+    if name not in _FORMATS and name in BUILTIN:
+        register_format(name, importlib.import_module(BUILTIN[name]).FORMAT)
+    if name not in _FORMATS:
+        from .. import plugins
+
+        plugins.load_code()
+    if name not in _FORMATS:
+        raise CardiobenchError(f"no reader for format {name!r}; known: {', '.join(format_names())}")
+    return _FORMATS[name]

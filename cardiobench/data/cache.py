@@ -1,39 +1,49 @@
-"""Decode-once cache: each video's frames as a uint8 ``.npy`` file, memory-mapped on use.
+"""Decode-once cache: each sample preprocessed once into named ``.npy`` arrays, memory-mapped on use.
 
-Layout (under ``<cache_dir>/decoded/<format>-s<size>-v<version>/``)::
+Layout (under ``<cache_dir>/arrays/<format>-<key>/``, ``key`` = a hash of the format and its full
+preprocessing config, which ``config.json`` there spells out)::
 
-    index.json        {name: {source, source_size, source_mtime_ns, frames, crc32, file}}
-    <name>.npy        (frames, size, size) uint8, written atomically
+    config.json       the preprocessing config this folder holds
+    index.json        {sample: {source, source_size, source_mtime_ns, arrays: {name: {file, shape, dtype, crc32}},
+                                meta: {...}}}
+    <sample>.<name>.npy   one array (frames, image, label map, masks...), written atomically
 
 An entry is reused only while its source file keeps the size and modification time it had when
-decoded, and while its bytes still match their CRC-32; anything else (a changed source, a
-truncated or corrupt entry, an entry missing from the index after an interrupted build) is
-decoded again. Keying the folder by frame size and version keeps preprocessing variants apart.
+preprocessed, and while each array's bytes still match their CRC-32; anything else (a changed
+source, a truncated or corrupt file, an entry missing from the index after an interrupted build)
+is preprocessed again, never trusted. Metadata (spacing, affine, original shape) rides along.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
-import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
 from ..errors import DataError
 from ..io import atomic_path, write_json
 from .problems import Problem
-from .video import read_avi
 
 log = logging.getLogger("cardiobench")
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+
+# preprocess(path) -> ({array name: array}, metadata)
+Preprocess = Callable[[Path], tuple[dict[str, np.ndarray], dict[str, Any]]]
 
 
-def cache_folder(cache_dir: str | Path, fmt: str, size: int) -> Path:
-    return Path(cache_dir).expanduser() / "decoded" / f"{fmt}-s{size}-v{CACHE_VERSION}"
+def cache_key(fmt: str, config: dict) -> str:
+    text = json.dumps({"format": fmt, "config": config, "version": CACHE_VERSION}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def cache_folder(cache_dir: str | Path, fmt: str, config: dict) -> Path:
+    return Path(cache_dir).expanduser() / "arrays" / f"{fmt}-{cache_key(fmt, config)}"
 
 
 def _signature(path: Path) -> tuple[int, int]:
@@ -45,12 +55,12 @@ def _crc(a: np.ndarray) -> int:
     return zlib.crc32(memoryview(np.ascontiguousarray(a)).cast("B"))
 
 
-class DecodedCache:
-    """Decode-once store for one dataset format and frame size."""
+class ArrayCache:
+    """Decode-once store for one format and one preprocessing config."""
 
-    def __init__(self, cache_dir: str | Path, fmt: str, size: int):
-        self.folder = cache_folder(cache_dir, fmt, size)
-        self.size = size
+    def __init__(self, cache_dir: str | Path, fmt: str, config: dict, preprocess: Preprocess):
+        self.folder = cache_folder(cache_dir, fmt, config)
+        self.config, self.preprocess = config, preprocess
         self.index_file = self.folder / "index.json"
         try:
             self.index: dict[str, dict] = json.loads(self.index_file.read_text()) if self.index_file.is_file() else {}
@@ -58,33 +68,32 @@ class DecodedCache:
             log.warning("%s is corrupt; the cache index is rebuilt", self.index_file)
             self.index = {}
 
-    def _decode(self, path: Path) -> np.ndarray:
-        v = read_avi(path)
-        if v.shape[1:] != (self.size, self.size):
-            v = np.stack([cv2.resize(f, (self.size, self.size), interpolation=cv2.INTER_AREA) for f in v])
-        return v
-
     def valid(self, name: str, path: Path) -> bool:
-        """Whether ``name``'s entry exists, matches its source's signature, and its file has the right length."""
+        """Whether ``name``'s entry exists, matches its source's signature, and its files exist."""
         e = self.index.get(name)
         if e is None or not path.is_file():
             return False
-        f = self.folder / e["file"]
-        return ((e["source_size"], e["source_mtime_ns"]) == _signature(path) and f.is_file()
-                and e["source"] == str(path))
+        return ((e["source_size"], e["source_mtime_ns"]) == _signature(path) and e["source"] == str(path)
+                and all((self.folder / a["file"]).is_file() for a in e["arrays"].values()))
 
     def _store(self, name: str, path: Path) -> dict:
-        v = self._decode(path)
-        file = f"{name}.npy"
-        with atomic_path(self.folder / file) as tmp:
-            np.save(tmp, v, allow_pickle=False)
+        arrays, meta = self.preprocess(path)
+        entry = {}
+        for key, a in arrays.items():
+            file = f"{name}.{key}.npy"
+            with atomic_path(self.folder / file) as tmp:
+                np.save(tmp, a, allow_pickle=False)
+            entry[key] = dict(file=file, shape=list(a.shape), dtype=str(a.dtype), crc32=_crc(a))
         size, mtime = _signature(path)
-        return dict(source=str(path), source_size=size, source_mtime_ns=mtime, frames=len(v), crc32=_crc(v),
-                    file=file)
+        return dict(source=str(path), source_size=size, source_mtime_ns=mtime, arrays=entry, meta=meta)
+
+    def _write_index(self) -> None:
+        write_json(self.folder / "config.json", {"config": self.config, "version": CACHE_VERSION})
+        write_json(self.index_file, self.index)
 
     def build(self, names: Sequence[str], paths: Sequence[str | Path], workers: int = 2,
               progress: bool = True) -> tuple[int, list[Problem]]:
-        """Decode every video not yet validly cached; returns (videos decoded, problems)."""
+        """Preprocess every sample not yet validly cached; returns (samples preprocessed, problems)."""
         self.folder.mkdir(parents=True, exist_ok=True)
         todo = [(n, Path(p)) for n, p in zip(names, paths) if not self.valid(n, Path(p))]
         problems: list[Problem] = []
@@ -97,7 +106,7 @@ class DecodedCache:
                 return n, str(exc)
 
         with ThreadPoolExecutor(max(1, workers)) as pool:
-            for n, entry in tqdm(pool.map(one, todo), total=len(todo), desc="cache: decode videos", unit="video",
+            for n, entry in tqdm(pool.map(one, todo), total=len(todo), desc="cache: preprocess", unit="sample",
                                  disable=not progress or not todo):
                 if isinstance(entry, str):
                     path, _, msg = entry.partition(": ")
@@ -106,40 +115,72 @@ class DecodedCache:
                 else:
                     self.index[n] = entry
         if todo:
-            write_json(self.index_file, self.index)
+            self._write_index()
         return len(todo) - len(problems), problems
 
-    def get(self, name: str, path: str | Path) -> np.ndarray:
-        """The cached frames, memory-mapped and checked against their CRC (re-decoded if corrupt)."""
+    def _open(self, name: str) -> dict[str, np.ndarray] | None:
+        """The entry's arrays memory-mapped, or None when one is missing, mis-shaped or fails its CRC."""
+        out = {}
+        for key, a in self.index[name]["arrays"].items():
+            try:
+                v = np.load(self.folder / a["file"], mmap_mode="r", allow_pickle=False)
+            except (ValueError, OSError):
+                return None
+            if list(v.shape) != a["shape"] or str(v.dtype) != a["dtype"] or _crc(v) != a["crc32"]:
+                return None
+            out[key] = v
+        return out
+
+    def get(self, name: str, path: str | Path) -> dict[str, np.ndarray]:
+        """The cached arrays, memory-mapped and checked against their CRC (preprocessed again if corrupt)."""
         path = Path(path)
         if not self.valid(name, path):
             self.index[name] = self._store(name, path)
-            write_json(self.index_file, self.index)
-        e = self.index[name]
-        try:
-            v = np.load(self.folder / e["file"], mmap_mode="r", allow_pickle=False)
-            ok = v.shape == (e["frames"], self.size, self.size) and v.dtype == np.uint8 and _crc(v) == e["crc32"]
-        except (ValueError, OSError):
-            ok = False
-        if not ok:
-            log.warning("cache entry %s is corrupt (size or checksum); decoding %s again", self.folder / e["file"], path)
+            self._write_index()
+        arrays = self._open(name)
+        if arrays is None:
+            log.warning("cache entry %s/%s.* is corrupt (size or checksum); preprocessing %s again",
+                        self.folder, name, path)
             self.index[name] = self._store(name, path)
-            write_json(self.index_file, self.index)
-            v = np.load(self.folder / self.index[name]["file"], mmap_mode="r", allow_pickle=False)
-        return v
+            self._write_index()
+            arrays = self._open(name)
+        return arrays
+
+    def meta(self, name: str) -> dict[str, Any]:
+        return self.index[name]["meta"]
 
 
-def load_cached(cache_dir: str | Path, fmt: str, names: Sequence[str], paths: Sequence[str], size: int,
-                workers: int = 2, progress: bool = True) -> tuple[list[np.ndarray | None], list[Problem]]:
-    """Like :func:`cardiobench.data.clips.load_videos`, through the decode-once cache."""
-    cache = DecodedCache(cache_dir, fmt, size)
-    _, problems = cache.build(names, paths, workers=workers, progress=progress)
-    bad = {p.sample for p in problems}
-    videos = [None if n in bad else cache.get(n, p) for n, p in zip(names, paths)]
-    return videos, problems
+def load_samples(fmt: str, names: Sequence[str], paths: Sequence[str], config: dict, preprocess: Preprocess,
+                 cache_dir: str | Path | None, workers: int = 2,
+                 progress: bool = True) -> tuple[list[dict[str, np.ndarray] | None], list[Problem]]:
+    """Each sample's preprocessed arrays (None for those that failed, with their problems): through
+    the decode-once cache when ``cache_dir`` is given, else decoded into memory."""
+    if cache_dir is not None:
+        cache = ArrayCache(cache_dir, fmt, config, preprocess)
+        _, problems = cache.build(names, paths, workers=workers, progress=progress)
+        bad = {p.sample for p in problems}
+        return [None if n in bad else cache.get(n, p) for n, p in zip(names, paths)], problems
+
+    def one(item):
+        n, p = item
+        try:
+            return preprocess(Path(p))[0]
+        except DataError as exc:
+            return str(exc)
+
+    out: list[dict[str, np.ndarray] | None] = []
+    problems: list[Problem] = []
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        for n, r in zip(names, tqdm(pool.map(one, zip(names, paths)), total=len(names), desc="decode",
+                                    disable=not progress, unit="sample")):
+            if isinstance(r, str):
+                path, _, msg = r.partition(": ")
+                problems.append(Problem(path, f"{msg}; {n} skipped", sample=n))
+                out.append(None)
+            else:
+                out.append(r)
+    return out, problems
 
 
 def cache_size_bytes(folder: Path) -> int:
     return sum(f.stat().st_size for f in folder.glob("*.npy")) if folder.is_dir() else 0
-
-

@@ -1,4 +1,4 @@
-"""Echo video clips for training and testing, decoded once into memory as uint8.
+"""Echo video clips for training and testing, cut from uint8 videos decoded once (the cache).
 
 A clip is ``frames`` frames taken every ``period`` frames from a start frame, normalised by the
 training set's mean and SD, shaped (C=3, T, H, W) as torchvision's video ResNets expect (the gray
@@ -6,48 +6,14 @@ echo replicated over 3 channels, like the RGB AVIs of EchoNet-Dynamic).
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from tqdm.auto import tqdm
-
-from ..errors import DataError
-from .problems import Problem
-from .video import read_avi
 
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406])
 IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225])
-
-
-def load_videos(paths: Sequence[str], size: int, names: Sequence[str], progress: bool = True,
-                workers: int = 2) -> tuple[list[np.ndarray | None], list[Problem]]:
-    """Decode each video once and resize its frames to ``size`` px; failures become Problems."""
-
-    def one(path: str) -> np.ndarray | str:
-        try:
-            v = read_avi(path)
-        except DataError as exc:
-            return str(exc)
-        if v.shape[1:] != (size, size):
-            v = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in v])
-        return v
-
-    videos: list[np.ndarray | None] = []
-    problems: list[Problem] = []
-    with ThreadPoolExecutor(workers) as pool:
-        for name, out in zip(names, tqdm(pool.map(one, paths), total=len(paths), desc="decode videos",
-                                         disable=not progress, unit="video")):
-            if isinstance(out, str):
-                path, _, msg = out.partition(": ")
-                problems.append(Problem(path, f"{msg}; {name} skipped", sample=name))
-                videos.append(None)
-            else:
-                videos.append(out)
-    return videos, problems
 
 
 def intensity_stats(videos: Sequence[np.ndarray], max_videos: int = 128) -> tuple[float, float]:
@@ -95,9 +61,10 @@ class EchoClips(Dataset):
             x = ((x - self.mean) / self.std).unsqueeze(0).expand(3, -1, -1, -1)
         return x.transpose(0, 1) if self.layout == "TCHW" else x
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        """``{"x": clip, "y": target}``; the clip starts where the item's seeded generator says."""
         video = self.videos[i]
         span = (self.frames - 1) * self.period + 1
         rng = np.random.default_rng([self.seed, self.epoch, i])
         start = int(rng.integers(0, max(1, len(video) - span + 1)))
-        return self.clip(video, start), torch.tensor(self.targets[i])
+        return {"x": self.clip(video, start), "y": torch.tensor(self.targets[i])}

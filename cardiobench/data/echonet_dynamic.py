@@ -75,7 +75,8 @@ class EchoNetDynamic:
         return self.samples[self.samples.Split == name].reset_index(drop=True)
 
 
-def _strip_avi(name: str) -> str:
+def normalize_id(name: str) -> str:
+    """EchoNet FileNames appear with and without the .avi extension; they are compared without."""
     name = str(name).strip()
     return name[:-4] if name.lower().endswith(".avi") else name
 
@@ -102,7 +103,7 @@ def read(root: str | os.PathLike, tracings: bool = True) -> EchoNetDynamic:
 
     problems: list[Problem] = []
     df = df.copy()
-    df["FileName"] = df["FileName"].map(_strip_avi)
+    df["FileName"] = df["FileName"].map(normalize_id)
     df["Split"] = df["Split"].astype(str).str.strip().str.upper()
     df["EF"] = pd.to_numeric(df["EF"], errors="coerce")
     df["path"] = [str(root / VIDEOS / f"{n}.avi") for n in df.FileName]
@@ -138,6 +139,33 @@ def read(root: str | os.PathLike, tracings: bool = True) -> EchoNetDynamic:
     return EchoNetDynamic(root=root, samples=samples, tracings=traced, problems=problems)
 
 
+def index(root: str | os.PathLike) -> tuple[pd.DataFrame, list[Problem]]:
+    """The format protocol's index: one row per usable video with ``sample_id`` (FileName),
+    ``patient_id`` (PatientID where the file has one, else the FileName: one video per patient),
+    ``split``, ``path`` and the labels of FileList.csv (EF, ESV, EDV, FPS, ...)."""
+    ds = read(root, tracings=False)
+    s = ds.samples
+    patient = s["PatientID"].astype(str) if "PatientID" in s.columns else s.FileName
+    out = s.assign(sample_id=s.FileName, patient_id=patient.to_numpy(), split=s.Split)
+    return out, ds.problems
+
+
+def preprocess_config(size: int) -> dict:
+    """What a cached video depends on besides its file: the decoder, the colour handling, the resize."""
+    return {"decoder": "opencv-avi", "gray": True, "size": int(size), "resize": "INTER_AREA"}
+
+
+def preprocess(path: Path, config: dict) -> tuple[dict[str, np.ndarray], dict]:
+    """Decode every frame of one video into uint8 (T, size, size): ``{"frames": ...}`` and its metadata."""
+    import cv2
+
+    v = read_avi(path)
+    size = int(config["size"])
+    if v.shape[1:] != (size, size):
+        v = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in v])
+    return {"frames": v}, {"frames": int(len(v))}
+
+
 def read_tracings(path: Path, listed: set[str] | None = None) -> tuple[dict[str, list[Tracing]], list[Problem]]:
     """Parse VolumeTracings.csv: per video, its traced frames in file order."""
     if not path.is_file():
@@ -155,7 +183,7 @@ def read_tracings(path: Path, listed: set[str] | None = None) -> tuple[dict[str,
     for i in np.nonzero(bad.to_numpy())[0]:
         problems.append(Problem(f"{path} row {i + 2}", "non-numeric coordinate or frame; row skipped"))
     df = df[~bad]
-    df["FileName"] = df["FileName"].map(_strip_avi)
+    df["FileName"] = df["FileName"].map(normalize_id)
     out: dict[str, list[Tracing]] = {}
     for name, g in df.groupby("FileName", sort=False):
         if listed is not None and name not in listed:
@@ -292,3 +320,22 @@ def synthesize(out: str | os.PathLike, n: int = 500, seed: int = 0, split: tuple
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+class EchoNetDynamicFormat:
+    """EchoNet-Dynamic as a :class:`cardiobench.data.Format` (the module's functions, named)."""
+
+    name = NAME
+    twin_version = TWIN_VERSION
+    index_files = (FILELIST, TRACINGS)
+    description = "EchoNet-Dynamic: FileList.csv, VolumeTracings.csv, Videos/*.avi (Ouyang et al. 2020)"
+
+    index = staticmethod(index)
+    verify = staticmethod(verify)
+    preprocess_config = staticmethod(preprocess_config)
+    preprocess = staticmethod(preprocess)
+    synthesize = staticmethod(synthesize)
+    normalize_id = staticmethod(normalize_id)
+
+
+FORMAT = EchoNetDynamicFormat()

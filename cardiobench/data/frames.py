@@ -26,7 +26,7 @@ def normalize_frames(frames: np.ndarray, mean: float, std: float) -> torch.Tenso
 
 
 class TracedFrames(Dataset):
-    """Items are (image (3, H, W), mask (H, W)) for every traced frame, in the given order."""
+    """Items are ``{"x": image (3, H, W), "y": mask (H, W)}`` for every traced frame, in the given order."""
 
     def __init__(self, videos: Sequence[np.ndarray], items: Sequence[TracedFrame], mean: float, std: float):
         self.videos, self.items = videos, list(items)
@@ -35,7 +35,7 @@ class TracedFrames(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         it = self.items[i]
         x = normalize_frames(self.videos[it.video][it.frame][None], self.mean, self.std)[0]
-        return x, torch.from_numpy(it.mask).float()
+        return {"x": x, "y": torch.from_numpy(it.mask).float()}

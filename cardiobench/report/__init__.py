@@ -1,28 +1,36 @@
 """Static HTML leaderboard rendered with Jinja2 from run folders and the baselines' published numbers.
 
-Per task page: one row per finished run with every metric and its CI, the published value of the
-run's baseline beside it (citation linked), the difference and whether the published value lies in
-our CI, p-values against the task's reference baseline on the same test samples (Holm-corrected
-across rows), the tie group of the best row, provenance, CSV/JSON downloads, and inline SVG plots.
+Per task page: one row per finished run with every headline metric and its CI, the published value
+of the run's baseline beside it (citation linked), the difference and whether the published value
+lies in our CI, p-values against the task's reference baseline on the same test samples
+(Holm-corrected across rows), the tie group of the best row, provenance, CSV/JSON downloads, and
+inline SVG figures chosen by the spec's figure kinds. Everything comes from the task spec: no task
+code and no torch. Rendering one task touches only its page, its downloads and the index, under a
+lock, so runs that finish at once (a multirun) never lose or half-write a page.
 """
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
+import json
 from collections import defaultdict
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 from omegaconf import OmegaConf
 
-from .. import stats, tasks
-from ..compare import align, one_mode
-from ..config import LEADERBOARDS_DIR, TEMPLATES_DIR, baseline_files, load_baseline, load_task
+from .. import evaluation, stats
+from ..compare import align, one_variant
+from ..config import LEADERBOARDS_DIR, TEMPLATES_DIR, baseline_files, load_baseline, load_task, spec_of, task_files
 from ..errors import CardiobenchError
 from ..io import write_json, write_text
 from ..runs import Run, find_runs
+from ..spec import TaskSpec
 
 ALPHA = 0.05
 
@@ -39,6 +47,18 @@ def _env() -> Environment:
     return Environment(loader=FileSystemLoader(str(TEMPLATES_DIR)), autoescape=select_autoescape(["html", "j2"]))
 
 
+@contextmanager
+def site_lock(site: Path) -> Iterator[None]:
+    """One renderer at a time per site folder (runs of a multirun finishing together)."""
+    site.mkdir(parents=True, exist_ok=True)
+    with open(site / ".render.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def published_rows(task: str) -> list[dict]:
     rows = []
     for name in baseline_files():
@@ -46,7 +66,8 @@ def published_rows(task: str) -> list[dict]:
         if b.task != task:
             continue
         for p in b.published:
-            rows.append(dict(baseline=name, citation=b.citation.text, doi=b.citation.get("doi"), **p))
+            rows.append(dict(baseline=name, citation=b.citation.text, doi=b.citation.get("doi"),
+                             **OmegaConf.to_container(p)))
     extra = LEADERBOARDS_DIR / "published.yaml"
     if extra.is_file():
         for entry in (OmegaConf.load(extra).get(task) or []):
@@ -59,52 +80,47 @@ def published_rows(task: str) -> list[dict]:
 
 
 def _published_for(row: dict, metric: str, published: list[dict]) -> dict | None:
-    """The run's own baseline's published value for ``metric``, same evaluation mode preferred."""
+    """The run's own baseline's published value for ``metric``, same evaluation variant preferred."""
     cands = [p for p in published if p["baseline"] == row["baseline"] and p["metric"] == metric]
-    same_mode = [p for p in cands if p.get("mode") == row["mode"]]
-    return (same_mode or cands or [None])[0]
+    same = [p for p in cands if p.get("mode") == row["variant"]]
+    return (same or cands or [None])[0]
 
 
-def _row(run: Run) -> dict | None:
+def _row(run: Run, spec: TaskSpec) -> dict | None:
     m = run.manifest()
     if m.get("status") != "finished":  # an unfinished run is never shown as finished
         return None
     cfg = run.config()
-    pred = run.predictions()
-    mode = str(pred["mode"].iloc[0]) if "mode" in pred.columns and len(pred) else ""
-    modes = list(dict.fromkeys(pred["mode"].astype(str))) if "mode" in pred.columns else []
+    vs = evaluation.variants(run.predictions(), spec)
     return dict(
         run=run, path=str(run.path), baseline=str(cfg.baseline.name), model=str(cfg.model.name),
         profile=str(cfg.profile.name), seed=cfg.get("seed"), commit=str(m.get("git_commit", "unknown"))[:12],
         date=str(m.get("ended", ""))[:10], twin=bool(m.get("data", {}).get("is_twin", True)),
-        fingerprint=m.get("data", {}).get("fingerprint"), metrics=run.metrics(), mode=mode, modes=modes,
-        external=cfg.get("external") is not None, run_name=run.path.name,
+        fingerprint=m.get("data", {}).get("fingerprint"), metrics=run.metrics(), variant=vs[0] if vs else "",
+        variants=vs, external=cfg.get("external") is not None, run_name=run.path.name,
     )
 
 
-def _comparisons(rows: list[dict], task, module) -> None:
+def _comparisons(rows: list[dict], spec: TaskSpec) -> None:
     """p-values vs the reference baseline (Holm across rows) and the tie group of the best row."""
-    compared = list(getattr(module, "COMPARED", {}))
-    main = task.main_score
     for r in rows:
         r["p"], r["p_note"], r["tied"], r["p_best"] = {}, "", None, None
-    refs = [r for r in rows if r["baseline"] == task.reference_baseline]
-    cache: dict[tuple[str, str], dict] = {}
+    refs = [r for r in rows if r["baseline"] == spec.reference_baseline]
+    cache: dict[tuple[str, str], dict | None] = {}
 
     def pairs(a: dict, b: dict) -> dict | None:
         key = (a["path"], b["path"])
         if key not in cache:
-            if a["fingerprint"] != b["fingerprint"]:
-                cache[key] = None
-            else:
+            cache[key] = None
+            if a["fingerprint"] == b["fingerprint"]:
                 try:
-                    pa, pb = align(a["run"], b["run"])
-                    cache[key] = {c["metric"]: c for c in module.compare(pa, pb, n_resamples=2000)}
+                    pa, pb, _ = align(a["run"], b["run"])
+                    cache[key] = {c["metric"]: c for c in evaluation.compare(pa, pb, spec, n_resamples=2000)}
                 except CardiobenchError:
-                    cache[key] = None
+                    pass
         return cache[key]
 
-    for metric in compared:
+    for metric in spec.compared:
         idx, ps = [], []
         for i, r in enumerate(rows):
             ref = next((x for x in refs if x["fingerprint"] == r["fingerprint"] and x is not r), None)
@@ -129,9 +145,9 @@ def _comparisons(rows: list[dict], task, module) -> None:
     idx, ps = [], []
     for i, r in enumerate(rows[1:], start=1):
         c = pairs(r, best)
-        if c is not None and main in c:
+        if c is not None and spec.main_score in c:
             idx.append(i)
-            ps.append(c[main]["p_value"])
+            ps.append(c[spec.main_score]["p_value"])
     if best is not None:
         best["tied"] = True
     if ps:
@@ -141,63 +157,22 @@ def _comparisons(rows: list[dict], task, module) -> None:
             rows[i]["p_best"] = dict(raw=p_raw, holm=float(p_adj))
 
 
-def _figures(row: dict, module, k: int) -> list[dict]:
-    from . import plots
+def _figures(row: dict, spec: TaskSpec, k: int) -> list[dict]:
+    from . import figures, plots
 
-    spec = getattr(module, "FIGURES", None)
-    if spec and spec.get("kind") == "segmentation":
-        return _segmentation_figures(row, k)
-    if not spec or spec.get("kind") != "regression":
-        return []
-    pred = one_mode(row["run"].predictions(), [])  # the primary mode, as in metrics.json
-    y, p = pred[spec["target"]].to_numpy(float), pred[spec["prediction"]].to_numpy(float)
-    figs = [("Predicted vs true", plots.predicted_vs_true(y, p, spec["unit"])),
-            ("Bland-Altman", plots.bland_altman_plot(y, p, spec["unit"]))]
-    label = y < spec["positive_below"]
-    if 2 <= label.sum() <= len(label) - 2:
-        figs.append(("ROC", plots.roc_plot(label, -p, spec["positive_name"])))
-    figs.append(("Error by range", plots.per_bin_errors(y, p, spec["bins"], spec["unit"])))
-    return [dict(title=t, svg=Markup(plots.uniquify_ids(svg, f"r{k}f{j}"))) for j, (t, svg) in enumerate(figs)]
+    pred = one_variant(row["run"].predictions(), spec)  # the primary variant, as in metrics.json
+    out = []
+    for f in spec.figures:
+        out += figures.draw(f.kind, row["run"], pred, f.args, row["metrics"])
+    return [dict(title=t, svg=Markup(plots.uniquify_ids(svg, f"r{k}f{j}"))) for j, (t, svg) in enumerate(out)]
 
 
-def _segmentation_figures(row: dict, k: int) -> list[dict]:
-    """Per-video Dice, agreement of predicted with traced LV area, and a few area curves with their beats."""
-    import pandas as pd
-
-    from . import plots
-
-    pred = row["run"].predictions()
-    dice = {ph: (2 * pred[f"inter_{ph}"] / (pred[f"pred_{ph}"] + pred[f"true_{ph}"])).to_numpy(float) for ph in ("ED", "ES")}
-    pooled = {ph: float(2 * pred[f"inter_{ph}"].sum() / (pred[f"pred_{ph}"].sum() + pred[f"true_{ph}"].sum()))
-              for ph in ("ED", "ES")}
-    true = np.concatenate([pred.true_ED, pred.true_ES]).astype(float)
-    area = np.concatenate([pred.pred_ED, pred.pred_ES]).astype(float)
-    figs = [("Dice per video", plots.dice_by_video(dice["ED"], dice["ES"], pooled["ED"], pooled["ES"])),
-            ("LV area: Bland-Altman", plots.bland_altman_plot(true, area, "LV area (px)"))]
-    size_file = row["run"].path / "size.csv"
-    if size_file.is_file():
-        sizes = pd.read_csv(size_file)
-        mean = (dice["ED"] + dice["ES"]) / 2
-        order = np.argsort(mean)
-        picks = [(order[0], "lowest Dice"), (order[len(order) // 2], "median Dice"), (order[-1], "highest Dice")]
-        curves = []
-        for i, what in picks:
-            g = sizes[sizes.Filename.astype(str) == str(pred.sample_id.iloc[i])].sort_values("Frame")
-            if len(g):
-                curves.append((f"{pred.sample_id.iloc[i]} ({what} {mean[i]:.3f})", g.Size.to_numpy(float),
-                               np.flatnonzero(((g.HumanLarge == 1) | (g.HumanSmall == 1)).to_numpy()),
-                               np.flatnonzero((g.ComputerSmall == 1).to_numpy())))
-        if curves:
-            figs.append(("LV area curves", plots.area_curves(curves)))
-    return [dict(title=t, svg=Markup(plots.uniquify_ids(svg, f"r{k}f{j}"))) for j, (t, svg) in enumerate(figs)]
-
-
-def _table_records(rows: list[dict], task, metric_names: list[str]) -> list[dict]:
+def _table_records(rows: list[dict], spec: TaskSpec, metric_names: list[str]) -> list[dict]:
     out = []
     for r in rows:
         rec = dict(baseline=r["baseline"], model=r["model"], profile=r["profile"], seed=r["seed"],
                    commit=r["commit"], date=r["date"], data="synthetic twin" if r["twin"] else "real",
-                   mode=r["mode"], run=r["path"], tied_with_best=r["tied"])
+                   mode=r["variant"], run=r["path"], tied_with_best=r["tied"])
         for m in metric_names:
             v = r["metrics"].get(m) or {}
             rec.update({m: v.get("value"), f"{m}_low": v.get("low"), f"{m}_high": v.get("high")})
@@ -205,8 +180,8 @@ def _table_records(rows: list[dict], task, metric_names: list[str]) -> list[dict
                 rec[f"{m}_p_vs_reference"] = r["p"][m]["raw"]
                 rec[f"{m}_p_vs_reference_holm"] = r["p"][m]["holm"]
         if r["p_best"] is not None:
-            rec[f"{task.main_score}_p_vs_best"] = r["p_best"]["raw"]
-            rec[f"{task.main_score}_p_vs_best_holm"] = r["p_best"]["holm"]
+            rec[f"{spec.main_score}_p_vs_best"] = r["p_best"]["raw"]
+            rec[f"{spec.main_score}_p_vs_best_holm"] = r["p_best"]["holm"]
         pub = r.get("published")
         rec.update(published=pub["value"] if pub else None, delta_vs_published=r.get("delta"),
                    published_in_ci=r.get("in_ci"))
@@ -224,55 +199,80 @@ def _write_downloads(site: Path, task_name: str, records: list[dict]) -> None:
     write_text(site / f"{task_name}.csv", buf.getvalue())
 
 
-def render_site(paths: list[str | Path], out: str | Path | None, figures: bool = True) -> Path:
-    """Render index.html and one page per task with finished runs; returns the index path."""
+def _spec_for(run: Run) -> TaskSpec | None:
+    try:
+        return spec_of(run.config())
+    except CardiobenchError:
+        return None
+
+
+def render_task(spec: TaskSpec, rows: list[dict], site: Path, figures: bool = True) -> None:
+    """One task's page and its CSV/JSON downloads."""
+    main = spec.main_score
+    sign = 1 if spec.main_score_direction == "lower" else -1
+
+    def score(r: dict) -> float:
+        v = (r["metrics"].get(main) or {}).get("value")
+        return sign * v if v is not None else np.inf
+
+    rows.sort(key=score)
+    published = published_rows(spec.name)
+    metric_names = list(dict.fromkeys([*spec.headline, *spec.compared]))
+    for r in rows:
+        pub = _published_for(r, main, published)
+        v = r["metrics"].get(main) or {}
+        r["published"] = pub
+        if pub and v.get("value") is not None:
+            r["delta"] = v["value"] - pub["value"]
+            r["in_ci"] = bool(v["low"] <= pub["value"] <= v["high"])
+    _comparisons(rows, spec)
+    for k, r in enumerate(rows):
+        r["figures"] = _figures(r, spec, k) if figures else []
+    _write_downloads(site, spec.name, _table_records(rows, spec, metric_names))
+    ci = (rows[0]["metrics"].get(main) or {}) if rows else {}
+    compared = {m: s.test for m, s in spec.compared.items()}
+    html = _env().get_template("task.html.j2").render(task=spec, rows=rows, published=published, main=main,
+                                                      metric_names=metric_names, ci=ci, alpha=ALPHA,
+                                                      compared=compared, definitions=spec.definitions)
+    write_text(site / f"{spec.name}.html", html)
+
+
+def render_index(site: Path) -> Path:
+    """index.html: one card per task page in the site folder, from its JSON download."""
+    cards = []
+    for page in sorted(site.glob("*.html")):
+        name = page.stem
+        if name == "index" or not (site / f"{name}.json").is_file() or name not in task_files():
+            continue
+        spec = load_task(name)
+        records = json.loads((site / f"{name}.json").read_text())
+        cards.append(dict(task=spec, best=records[:3], n=len(records), page=page.name))
+    write_text(site / "index.html", _env().get_template("index.html.j2").render(cards=cards))
+    return site / "index.html"
+
+
+def render_site(paths: list[str | Path], out: str | Path | None, figures: bool = True,
+                tasks: list[str] | None = None) -> Path:
+    """Render the page of every task with finished runs under ``paths`` (or only ``tasks``), then
+    the index; returns the index path."""
     site = site_dir(out)
     runs = find_runs([p for p in paths if Path(p).exists()])
     by_task: dict[str, list[dict]] = defaultdict(list)
+    specs: dict[str, TaskSpec] = {}
     seen = set()
     for run in runs:
         key = str(run.path.resolve())
         if key in seen:
             continue
         seen.add(key)
-        row = _row(run)
+        spec = _spec_for(run)
+        if spec is None or (tasks is not None and spec.name not in tasks):
+            continue
+        row = _row(run, spec)
         if row is not None:
-            by_task[run.config().task.name].append(row)
-    env = _env()
-    cards = []
-    for task_name, rows in sorted(by_task.items()):
-        task = load_task(task_name)
-        module = tasks.get(task_name)
-        main = task.main_score
-        sign = 1 if task.main_score_direction == "lower" else -1
-
-        def score(r: dict) -> float:
-            v = (r["metrics"].get(main) or {}).get("value")
-            return sign * v if v is not None else np.inf
-
-        rows.sort(key=score)
-        published = published_rows(task_name)
-        metric_names = list(dict.fromkeys([*task.metrics, *getattr(module, "COMPARED", {})]))
-        for r in rows:
-            pub = _published_for(r, main, published)
-            v = r["metrics"].get(main) or {}
-            r["published"] = pub
-            if pub and v.get("value") is not None:
-                r["delta"] = v["value"] - pub["value"]
-                r["in_ci"] = bool(v["low"] <= pub["value"] <= v["high"])
-        _comparisons(rows, task, module)
-        for k, r in enumerate(rows):
-            r["figures"] = _figures(r, module, k) if figures else []
-        records = _table_records(rows, task, metric_names)
-        _write_downloads(site, task_name, records)
-        ci = (rows[0]["metrics"].get(main) or {}) if rows else {}
-        compared = dict(getattr(module, "COMPARED", {}))
-        extra = {m: getattr(module, "EXTRA_DEFINITIONS", {}).get(m, "") for m in compared
-                 if m not in task.metric_definitions}
-        html = env.get_template("task.html.j2").render(task=task, rows=rows, published=published, main=main,
-                                                       metric_names=metric_names, ci=ci, alpha=ALPHA,
-                                                       compared=compared, extra_definitions=extra)
-        write_text(task_page_path(out, task_name), html)
-        cards.append(dict(task=task, best=rows[:3], n=len(rows), page=f"{task_name}.html"))
-    write_text(site / "index.html", env.get_template("index.html.j2").render(cards=cards))
-    return site / "index.html"
+            specs.setdefault(spec.name, spec)
+            by_task[spec.name].append(row)
+    with site_lock(site):
+        for name, rows in sorted(by_task.items()):
+            render_task(specs[name], rows, site, figures)
+        return render_index(site)

@@ -128,16 +128,31 @@ def uniquify_ids(svg: str, prefix: str) -> str:
     return svg
 
 
-def dice_by_video(dice_ed: np.ndarray, dice_es: np.ndarray, pooled_ed: float, pooled_es: float) -> str:
-    """Per-video Dice of the traced ED and ES frames (one dot per video), pooled Dice as a bar."""
-    fig, ax = plt.subplots(figsize=(3.6, 3.4))
+def dice_by_sample(dice: dict[str, np.ndarray], pooled: dict[str, float]) -> str:
+    """Per-sample Dice of each structure (one dot per sample), the pooled Dice as a bar."""
+    fig, ax = plt.subplots(figsize=(max(3.6, 1.2 * len(dice) + 1.2), 3.4))
     jitter = np.random.default_rng(0)
-    for k, (d, pooled, name) in enumerate(((dice_ed, pooled_ed, "ED"), (dice_es, pooled_es, "ES"))):
+    for k, name in enumerate(dice):
+        d = dice[name]
         ax.scatter(k + jitter.uniform(-0.15, 0.15, len(d)), d, s=10, alpha=0.6, color="tab:blue", edgecolor="none")
-        ax.hlines(pooled, k - 0.3, k + 0.3, color="tab:red", lw=1.5)
-        ax.annotate(f"pooled {pooled:.3f}", (k, pooled), xytext=(0, 4), textcoords="offset points", ha="center",
-                    fontsize=8, color="tab:red")
-    ax.set(xticks=[0, 1], xticklabels=["ED", "ES"], ylabel="Dice", title="Dice per video", xlim=(-0.6, 1.6))
+        ax.hlines(pooled[name], k - 0.3, k + 0.3, color="tab:red", lw=1.5)
+        ax.annotate(f"pooled {pooled[name]:.3f}", (k, pooled[name]), xytext=(0, 4), textcoords="offset points",
+                    ha="center", fontsize=8, color="tab:red")
+    ax.set(xticks=list(range(len(dice))), xticklabels=list(dice), ylabel="Dice", title="Dice per sample",
+           xlim=(-0.6, len(dice) - 0.4))
+    return to_svg(fig)
+
+
+def forest_plot(rows: list[tuple[str, dict]], xlabel: str = "AUC") -> str:
+    """One line per metric entry: its value and CI (e.g. the AUC of each label of a multilabel task)."""
+    fig, ax = plt.subplots(figsize=(4.6, 0.28 * len(rows) + 1.0))
+    for i, (name, v) in enumerate(rows):
+        y = len(rows) - 1 - i
+        if v.get("low") is not None:
+            ax.hlines(y, v["low"], v["high"], color="tab:blue", lw=1.5)
+        ax.plot(v["value"], y, "o", color="tab:blue", ms=4)
+    ax.set(yticks=list(range(len(rows))), yticklabels=[n for n, _ in reversed(rows)], xlabel=xlabel,
+           title=f"{xlabel} per label (95 % CIs)")
     return to_svg(fig)
 
 

@@ -1,16 +1,37 @@
-"""Task protocols by name: ``run`` (train + predict into a run folder) and ``evaluate`` (metrics)."""
+"""Task code by name: the built-in tasks, include-path folders and ``cardiobench.tasks`` entry points.
+
+Importing this package loads no task (and no torch); :func:`get` imports what it needs.
+"""
 from __future__ import annotations
 
-from types import ModuleType
+import importlib
 
 from ..errors import CardiobenchError
-from . import echonet_ef, echonet_seg
 
-TASKS: dict[str, ModuleType] = {"echonet_ef": echonet_ef, "echonet_seg": echonet_seg}
+BUILTIN = {"echonet_ef": "cardiobench.tasks.echonet_ef", "echonet_seg": "cardiobench.tasks.echonet_seg"}
 
 
-def get(name: str) -> ModuleType:
+def get(name: str):
+    """An instance of the task registered as ``name`` (a ``.vN`` suffix names a version of it)."""
+    from .. import plugins
+    from .base import registered
+
     base = name.split(".v")[0]
-    if base not in TASKS:
-        raise CardiobenchError(f"unknown task {name!r}; known: {', '.join(TASKS)}")
-    return TASKS[base]
+    if base in BUILTIN:
+        importlib.import_module(BUILTIN[base])
+    if base not in registered():
+        plugins.load_code()
+    if base not in registered():
+        known = sorted({*BUILTIN, *registered()})
+        raise CardiobenchError(f"no task code registered for {name!r}; known: {', '.join(known)} "
+                               f"(out-of-tree tasks: CARDIOBENCH_INCLUDE=folder)")
+    return registered()[base]()
+
+
+def __getattr__(name: str):
+    """``from cardiobench.tasks import Task, TaskData, register_task`` (imports torch only then)."""
+    if name in ("Task", "TaskData", "register_task"):
+        from . import base
+
+        return getattr(base, name)
+    raise AttributeError(name)

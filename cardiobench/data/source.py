@@ -1,0 +1,87 @@
+"""Where a run's data comes from: the real dataset at ``data.root``, or the cached synthetic twin,
+and how its samples are loaded (once, through the decode-once cache)."""
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from omegaconf import DictConfig
+
+from ..errors import DataError
+from . import get_format
+from .cache import load_samples
+from .problems import Problem, problems_frame
+
+log = logging.getLogger("cardiobench")
+
+
+@dataclass(frozen=True)
+class DataSource:
+    root: Path
+    is_twin: bool
+    fingerprint: str
+
+
+def fingerprint(root: Path, fmt: str) -> str:
+    """sha256 over the index files' bytes and every data file's name and size."""
+    index_files = tuple(get_format(fmt).index_files)
+    h = hashlib.sha256()
+    for name in index_files:
+        p = root / name
+        h.update(name.encode())
+        h.update(p.read_bytes() if p.is_file() else b"<missing>")
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and p.name not in index_files:
+            h.update(f"{p.relative_to(root)}:{p.stat().st_size}".encode())
+    return h.hexdigest()[:16]
+
+
+def twin_dir(cfg: DictConfig) -> Path:
+    fmt = cfg.task.format
+    version = get_format(fmt).twin_version
+    return Path(cfg.data.cache_dir).expanduser() / "twins" / f"{fmt}-v{version}-n{cfg.data.twin.n}-s{cfg.data.twin.seed}"
+
+
+def resolve_source(cfg: DictConfig) -> DataSource:
+    """The real data folder when ``data.root`` is set; otherwise the twin, generated once and cached."""
+    fmt = get_format(cfg.task.format)
+    if cfg.data.root:
+        root = Path(cfg.data.root).expanduser()
+        if not root.is_dir():
+            raise DataError(f"{root}: data.root is not a folder")
+        return DataSource(root, False, fingerprint(root, cfg.task.format))
+    root = twin_dir(cfg)
+    banner = "=" * 78
+    log.warning("%s\nNo data.root given: using the SYNTHETIC %s twin (%d %s, seed %d) at\n  %s\n"
+                "Numbers from it are not comparable with the paper. Point data.root=... at the real data.\n%s",
+                banner, cfg.task.format, cfg.data.twin.n, cfg.task.get("samples", "samples"), cfg.data.twin.seed,
+                root, banner)
+    if not root.is_dir():
+        fmt.synthesize(root, n=cfg.data.twin.n, seed=cfg.data.twin.seed, workers=cfg.data.workers,
+                       progress=cfg.progress)
+    return DataSource(root, True, fingerprint(root, cfg.task.format))
+
+
+def load(cfg: DictConfig, names: Sequence[str], paths: Sequence[str],
+         size: int) -> tuple[list[dict[str, np.ndarray] | None], list[Problem]]:
+    """Each sample's preprocessed arrays at ``size`` px (decode-once cache unless
+    ``data.decoded_cache=false``), and the problems of those that failed (their entry is None)."""
+    fmt = get_format(cfg.task.format)
+    return load_samples(cfg.task.format, names, paths, fmt.preprocess_config(size),
+                        lambda p: fmt.preprocess(p, fmt.preprocess_config(size)),
+                        cfg.data.cache_dir if cfg.data.decoded_cache else None, workers=cfg.data.workers,
+                        progress=cfg.progress)
+
+
+def report_problems(run_path: Path, problems: list[Problem]) -> None:
+    """Write skipped.csv and log every problem (a run never drops a sample silently)."""
+    if not problems:
+        return
+    problems_frame(problems).to_csv(run_path / "skipped.csv", index=False)
+    for p in problems:
+        log.warning("%s", p)
+    log.warning("%d data problem(s); affected samples skipped, listed in %s", len(problems), run_path / "skipped.csv")

@@ -1,0 +1,289 @@
+"""The metric registry: named, documented functions of prediction rows, each with its CI and paired test.
+
+A task spec names a metric by its registry name (or ``package.module:function`` for one defined
+out of tree) and gives its arguments (which columns). A metric has ``compute(rows, args, ctx)`` ->
+the ``metrics.json`` entry, and, when two runs can be compared on it, ``compare(a, b, args, ctx,
+alternative)`` -> one row of ``cardiobench compare`` (``diff`` is always a - b). Both resample
+patients (``ctx.groups``) whenever a patient has several rows. numpy/scipy/pandas only.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Protocol
+
+import numpy as np
+import pandas as pd
+from scipy import stats as scipy_stats
+
+from .. import stats
+from ..errors import CardiobenchError
+from ..stats.roc import auc_ci, auc_paired_test
+
+
+@dataclass(frozen=True)
+class Context:
+    """How intervals are computed for one evaluation: level, method, resamples, and the patients."""
+
+    level: float = 0.95
+    method: str = "bca"
+    n_resamples: int = 9999
+    label: str = "default"
+    groups: np.ndarray | None = None   # patient of each row, None when every patient has one row
+    samples: str = "samples"           # what a row is, in words
+
+    @property
+    def resampled(self) -> str:
+        return "patients" if self.groups is not None else f"{self.samples} (one per patient)"
+
+    def subset(self, mask: np.ndarray) -> "Context":
+        return replace(self, groups=None if self.groups is None else self.groups[mask])
+
+
+class Metric(Protocol):
+    def compute(self, rows: pd.DataFrame, args: dict, ctx: Context) -> dict | None: ...
+
+
+_REGISTRY: dict[str, Any] = {}
+
+
+def register_metric(name: str) -> Callable:
+    """Class decorator: ``@register_metric("mae")`` on a class with ``compute`` (and ``compare``)."""
+    def deco(cls):
+        _REGISTRY[name] = cls()
+        return cls
+    return deco
+
+
+def get_metric(name: str) -> Any:
+    """A registered metric, or one imported from ``package.module:name`` (out-of-tree tasks)."""
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    if ":" in name:
+        module, _, attr = name.partition(":")
+        try:
+            obj = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as exc:
+            raise CardiobenchError(f"metric {name!r} cannot be imported ({exc})") from None
+        return obj() if isinstance(obj, type) else obj
+    raise CardiobenchError(f"unknown metric function {name!r}; registered: {', '.join(sorted(_REGISTRY))}")
+
+
+def names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def _col(rows: pd.DataFrame, name: str) -> np.ndarray:
+    if name not in rows.columns:
+        raise CardiobenchError(f"predictions lack column {name!r}")
+    return rows[name].to_numpy(float)
+
+
+def _entry(r: stats.BootstrapCI, ctx: Context, definition: str = "") -> dict:
+    out = {**r.as_dict(), "resampled": ctx.resampled, "ci_mode": ctx.label}
+    if definition:
+        out["definition"] = definition
+    return out
+
+
+def _comparison(r: stats.PairedDiff, n_resamples: int) -> dict:
+    return dict(a=r.estimate_a, b=r.estimate_b, diff=r.diff, low=r.low, high=r.high, p_value=r.p_value,
+                test=f"paired {r.method} bootstrap ({n_resamples} resamples)")
+
+
+class _Regression:
+    """A statistic of (target, prediction) columns: bootstrap CI; paired bootstrap of the difference."""
+
+    statistic: str | Callable = "mae"
+
+    def _arrays(self, rows: pd.DataFrame, args: dict) -> tuple[np.ndarray, np.ndarray]:
+        return _col(rows, args["target"]), _col(rows, args["prediction"])
+
+    def compute(self, rows: pd.DataFrame, args: dict, ctx: Context) -> dict:
+        y, p = self._arrays(rows, args)
+        r = stats.bootstrap_ci(self.statistic, y, p, level=ctx.level, method=ctx.method,
+                               n_resamples=ctx.n_resamples, groups=ctx.groups, seed=0)
+        return _entry(r, ctx)
+
+    def compare(self, a: pd.DataFrame, b: pd.DataFrame, args: dict, ctx: Context, alternative: str) -> dict:
+        y, pa = self._arrays(a, args)
+        _, pb = self._arrays(b, args)
+        r = stats.paired_bootstrap_diff(self.statistic, y, pa, pb, groups=ctx.groups, level=ctx.level,
+                                        n_resamples=ctx.n_resamples, alternative=alternative)
+        return _comparison(r, ctx.n_resamples)
+
+
+@register_metric("mae")
+class MAE(_Regression):
+    statistic = "mae"
+
+
+@register_metric("rmse")
+class RMSE(_Regression):
+    statistic = "rmse"
+
+
+@register_metric("r2")
+class R2(_Regression):
+    """sklearn.metrics.r2_score (1 - SS_res / SS_tot), not the squared Pearson r."""
+
+    statistic = "r2"
+
+
+@register_metric("pearson_r")
+class PearsonR(_Regression):
+    statistic = staticmethod(stats.pearson_r)
+
+
+@register_metric("auc")
+class AUC:
+    """AUC of ``sign * score`` for the positive class: ``label`` itself (0/1), or ``label < below``.
+
+    DeLong CI and paired DeLong test with one row per patient; a class-stratified patient
+    bootstrap otherwise. Fewer than 2 cases or controls: no value, with a note.
+    """
+
+    def _arrays(self, rows: pd.DataFrame, args: dict) -> tuple[np.ndarray, np.ndarray]:
+        label = _col(rows, args["label"])
+        if "below" in args:
+            label = label < float(args["below"])
+        return label.astype(int), float(args.get("sign", 1)) * _col(rows, args["score"])
+
+    def compute(self, rows: pd.DataFrame, args: dict, ctx: Context) -> dict:
+        y, s = self._arrays(rows, args)
+        if not 2 <= y.sum() <= len(y) - 2:
+            what = f"{args['label']} < {args['below']:g}" if "below" in args else f"{args['label']} = 1"
+            return {"value": None, "note": f"not computed: {int(y.sum())} of {len(y)} {ctx.samples} have {what}"}
+        return auc_ci(y, s, groups=ctx.groups, level=ctx.level, n_resamples=ctx.n_resamples, method=ctx.method)
+
+    def compare(self, a: pd.DataFrame, b: pd.DataFrame, args: dict, ctx: Context, alternative: str) -> dict | None:
+        y, sa = self._arrays(a, args)
+        _, sb = self._arrays(b, args)
+        if not 2 <= y.sum() <= len(y) - 2:
+            return None
+        return auc_paired_test(y, sa, sb, groups=ctx.groups, level=ctx.level, n_resamples=ctx.n_resamples,
+                               alternative=alternative)
+
+
+@register_metric("mae_by_bin")
+class MAEByBin:
+    """MAE within bins of the true value (``edges``; the last bin is open-ended), each with its CI."""
+
+    def compute(self, rows: pd.DataFrame, args: dict, ctx: Context) -> dict:
+        y, p = _col(rows, args["target"]), _col(rows, args["prediction"])
+        edges = list(args["edges"])
+        bins = {}
+        for lo, hi in zip(edges[:-1], edges[1:]):
+            sel = (y >= lo) & (y < hi)
+            name = f"{lo:g}-{hi:g}" if hi < edges[-1] else f">={lo:g}"
+            if sel.sum() >= 2:
+                sub = ctx.subset(sel)
+                r = stats.bootstrap_ci("mae", y[sel], p[sel], level=ctx.level, method=ctx.method,
+                                       n_resamples=ctx.n_resamples, seed=0, groups=sub.groups)
+                bins[name] = {**r.as_dict(), "ci_mode": ctx.label}
+            else:
+                bins[name] = {"value": float(np.abs(y[sel] - p[sel]).mean()) if sel.any() else None,
+                              "n": int(sel.sum()), "note": f"fewer than 2 {ctx.samples}: no CI"}
+        return bins
+
+
+@register_metric("interval_coverage")
+class IntervalCoverage:
+    """Share of true values inside prediction +/- z(nominal) x ``std``: the coverage of a predictive interval."""
+
+    def compute(self, rows: pd.DataFrame, args: dict, ctx: Context) -> dict:
+        y, p, sd = _col(rows, args["target"]), _col(rows, args["prediction"]), _col(rows, args["std"])
+        nominal = float(args.get("nominal", 0.90))
+        z = float(scipy_stats.norm.ppf(0.5 + nominal / 2))
+        inside = np.abs(y - p) <= z * sd
+        lo, hi = scipy_stats.binomtest(int(inside.sum()), len(inside)).proportion_ci(ctx.level, method="wilson")
+        return {"value": float(inside.mean()), "low": float(lo), "high": float(hi), "level": ctx.level,
+                "method": "wilson", "n": len(y)}
+
+
+@register_metric("spearman_sd_error")
+class SpearmanSDError:
+    """Spearman correlation of a predicted SD with the absolute error (does uncertainty track error?)."""
+
+    def compute(self, rows: pd.DataFrame, args: dict, ctx: Context) -> dict:
+        y, p, sd = _col(rows, args["target"]), _col(rows, args["prediction"]), _col(rows, args["std"])
+        rho = scipy_stats.spearmanr(sd, np.abs(y - p))
+        return {"value": float(rho.statistic), "p_value": float(rho.pvalue), "n": len(y)}
+
+
+@register_metric("mean_predictor")
+class MeanPredictor:
+    """What predicting the test set's mean would score (the floor a model must beat)."""
+
+    def compute(self, rows: pd.DataFrame, args: dict, ctx: Context) -> dict:
+        y = _col(rows, args["target"])
+        return {"mean_predictor_mae": float(np.abs(y - y.mean()).mean())}
+
+
+def _count_arrays(rows: pd.DataFrame, structures: dict, which: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: summed overlap and summed (predicted + true) pixels over the chosen structures."""
+    inter = sum(_col(rows, structures[s]["inter"]) for s in which)
+    total = sum(_col(rows, structures[s]["pred"]) + _col(rows, structures[s]["truth"]) for s in which)
+    return inter, total
+
+
+def _which(args: dict) -> list[str]:
+    return list(args.get("only") or args["structures"])
+
+
+@register_metric("dice_pooled")
+class DicePooled:
+    """Dice pooled over pixels: 2 sum|P & T| / (sum|P| + sum|T|) from per-row pixel counts."""
+
+    def compute(self, rows: pd.DataFrame, args: dict, ctx: Context) -> dict:
+        inter, total = _count_arrays(rows, args["structures"], _which(args))
+        r = stats.bootstrap_ci("dice", inter, total, level=ctx.level, method=ctx.method,
+                               n_resamples=ctx.n_resamples, groups=ctx.groups, seed=0)
+        return _entry(r, ctx)
+
+    def compare(self, a: pd.DataFrame, b: pd.DataFrame, args: dict, ctx: Context, alternative: str) -> dict:
+        which = _which(args)
+        r = stats.paired_bootstrap_diff_rows("dice", _count_arrays(a, args["structures"], which),
+                                             _count_arrays(b, args["structures"], which), groups=ctx.groups,
+                                             level=ctx.level, n_resamples=ctx.n_resamples, alternative=alternative)
+        return _comparison(r, ctx.n_resamples)
+
+
+def row_dice(rows: pd.DataFrame, structures: dict, which: list[str]) -> np.ndarray:
+    """Per row: the mean over ``which`` structures of each one's Dice."""
+    d = [2 * _col(rows, structures[s]["inter"]) / (_col(rows, structures[s]["pred"]) + _col(rows, structures[s]["truth"]))
+         for s in which]
+    return np.mean(np.column_stack(d), axis=1)
+
+
+@register_metric("dice_mean")
+class DiceMean:
+    """Mean over rows of each row's Dice (mean over the chosen structures)."""
+
+    def compute(self, rows: pd.DataFrame, args: dict, ctx: Context) -> dict:
+        r = stats.bootstrap_ci("mean", row_dice(rows, args["structures"], _which(args)), level=ctx.level,
+                               method=ctx.method, n_resamples=ctx.n_resamples, groups=ctx.groups, seed=0)
+        return _entry(r, ctx)
+
+
+@register_metric("relative_area_error")
+class RelativeAreaError:
+    """Mean over rows of (sum predicted - sum true) / sum true pixels over the structures."""
+
+    def compute(self, rows: pd.DataFrame, args: dict, ctx: Context) -> dict:
+        structures = args["structures"]
+        pred = sum(_col(rows, s["pred"]) for s in structures.values())
+        true = sum(_col(rows, s["truth"]) for s in structures.values())
+        return {"value": float(((pred - true) / true).mean()), "n": len(rows)}
+
+
+@register_metric("count_summary")
+class CountSummary:
+    """How many rows have ``column`` = 0 (e.g. videos without a usable beat) and the mean count of the others."""
+
+    def compute(self, rows: pd.DataFrame, args: dict, ctx: Context) -> dict:
+        n = _col(rows, args["column"])
+        none = n == 0
+        return {args.get("rows", "rows"): len(rows), args.get("zero", "zero"): int(none.sum()),
+                args.get("mean", "mean"): float(n[~none].mean()) if (~none).any() else None,
+                "handling": args.get("handling", "")}

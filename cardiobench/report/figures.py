@@ -1,0 +1,106 @@
+"""The leaderboard's figures by kind: a task spec lists ``figures: [{kind, args}]`` and each kind
+draws from a run folder alone (predictions of the primary variant, metrics.json, artifacts).
+
+Kinds: ``regression`` (predicted vs true, Bland-Altman, ROC below a threshold, error by range),
+``roc`` (a binary target's ROC), ``forest`` (per-label AUCs with CIs, multilabel tasks),
+``segmentation`` (per-sample Dice of each structure, agreement of predicted with true areas),
+``area_curves`` (a few per-frame area curves from an artifact, with their beats).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from ..runs import Run
+from . import plots
+
+Figure = tuple[str, str]  # (title, svg)
+_KINDS: dict[str, Callable[[Run, pd.DataFrame, dict, dict], list[Figure]]] = {}
+
+
+def figure_kind(name: str) -> Callable:
+    def deco(fn):
+        _KINDS[name] = fn
+        return fn
+    return deco
+
+
+def draw(kind: str, run: Run, pred: pd.DataFrame, args: dict, metrics: dict) -> list[Figure]:
+    """The figures of one kind for one run (an unknown kind draws nothing rather than failing a page)."""
+    fn = _KINDS.get(kind)
+    return fn(run, pred, args, metrics) if fn else []
+
+
+def _label(values: np.ndarray, args: dict) -> np.ndarray:
+    return values < float(args["below"]) if "below" in args else values.astype(bool)
+
+
+@figure_kind("regression")
+def regression(run: Run, pred: pd.DataFrame, args: dict, metrics: dict) -> list[Figure]:
+    y, p = pred[args["target"]].to_numpy(float), pred[args["prediction"]].to_numpy(float)
+    unit = args.get("unit", "")
+    figs = [("Predicted vs true", plots.predicted_vs_true(y, p, unit)),
+            ("Bland-Altman", plots.bland_altman_plot(y, p, unit))]
+    if "positive_below" in args:  # a low value means disease: the score is -prediction
+        label = y < float(args["positive_below"])
+        if 2 <= label.sum() <= len(label) - 2:
+            figs.append(("ROC", plots.roc_plot(label, -p, args.get("positive_name", f"< {args['positive_below']}"))))
+    if "bins" in args:
+        figs.append(("Error by range", plots.per_bin_errors(y, p, list(args["bins"]), unit)))
+    return figs
+
+
+@figure_kind("roc")
+def roc(run: Run, pred: pd.DataFrame, args: dict, metrics: dict) -> list[Figure]:
+    label = _label(pred[args["label"]].to_numpy(float), args)
+    score = float(args.get("sign", 1)) * pred[args["score"]].to_numpy(float)
+    if not 2 <= label.sum() <= len(label) - 2:
+        return []
+    return [("ROC", plots.roc_plot(label, score, args.get("name", args["label"])))]
+
+
+@figure_kind("forest")
+def forest(run: Run, pred: pd.DataFrame, args: dict, metrics: dict) -> list[Figure]:
+    rows = [(name, metrics[name]) for name in args["metrics"] if (metrics.get(name) or {}).get("value") is not None]
+    if not rows:
+        return []
+    return [(args.get("title", "AUC per label"), plots.forest_plot(rows, args.get("xlabel", "AUC")))]
+
+
+@figure_kind("segmentation")
+def segmentation(run: Run, pred: pd.DataFrame, args: dict, metrics: dict) -> list[Figure]:
+    """Per-sample Dice of each structure with the pooled Dice, and predicted vs true area agreement."""
+    structures = args["structures"]
+    dice = {s: (2 * pred[c["inter"]] / (pred[c["pred"]] + pred[c["truth"]])).to_numpy(float)
+            for s, c in structures.items()}
+    pooled = {s: float(2 * pred[c["inter"]].sum() / (pred[c["pred"]].sum() + pred[c["truth"]].sum()))
+              for s, c in structures.items()}
+    true = np.concatenate([pred[c["truth"]] for c in structures.values()]).astype(float)
+    area = np.concatenate([pred[c["pred"]] for c in structures.values()]).astype(float)
+    unit = args.get("unit", "area (px)")
+    return [(f"Dice per {args.get('per_sample', 'sample')}", plots.dice_by_sample(dice, pooled)),
+            (f"{unit.split(' (')[0]}: Bland-Altman", plots.bland_altman_plot(true, area, unit))]
+
+
+@figure_kind("area_curves")
+def area_curves(run: Run, pred: pd.DataFrame, args: dict, metrics: dict) -> list[Figure]:
+    """Area against frame for the lowest, median and highest-Dice samples, human and detected beats marked."""
+    file = run.path / args.get("artifact", "size.csv")
+    structures = args["structures"]
+    if not file.is_file():
+        return []
+    sizes = pd.read_csv(file)
+    dice = np.mean([(2 * pred[c["inter"]] / (pred[c["pred"]] + pred[c["truth"]])).to_numpy(float)
+                    for c in structures.values()], axis=0)
+    order = np.argsort(dice)
+    picks = [(order[0], "lowest Dice"), (order[len(order) // 2], "median Dice"), (order[-1], "highest Dice")]
+    curves = []
+    for i, what in picks:
+        g = sizes[sizes.Filename.astype(str) == str(pred.sample_id.iloc[i])].sort_values("Frame")
+        if len(g):
+            curves.append((f"{pred.sample_id.iloc[i]} ({what} {dice[i]:.3f})", g.Size.to_numpy(float),
+                           np.flatnonzero(((g.HumanLarge == 1) | (g.HumanSmall == 1)).to_numpy()),
+                           np.flatnonzero((g.ComputerSmall == 1).to_numpy())))
+    return [("LV area curves", plots.area_curves(curves))] if curves else []

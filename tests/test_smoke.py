@@ -1,0 +1,69 @@
+"""The smoke reproductions on the embedded twin learn from pixels (README command 1 in miniature).
+
+Each task's smoke model is trained once per session. With ``CARDIOBENCH_SMOKE_DIR`` set (as
+`.ci/run` does) the runs are kept there, and CI gates these same runs with `cardiobench check`
+instead of training them a second time."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from .conftest import ROOT, cli
+
+
+@pytest.fixture(scope="session")
+def smoke_runs(tmp_path_factory, smoke_cache) -> dict[str, Path]:
+    where = os.environ.get("CARDIOBENCH_SMOKE_DIR")
+    root = (ROOT / where).resolve() if where else tmp_path_factory.mktemp("smoke")
+    seg, ef = root / "echonet_seg", root / "echonet_ef"
+    common = ["progress=false", "report=false", f"runs_root={root / 'runs'}"]
+    cli("run", "--task", "echonet_seg", "--run-dir", str(seg), *common, cache=smoke_cache, check=True, timeout=1800)
+    cli("run", "--task", "echonet_ef", "--run-dir", str(ef), *common, f"eval.segmentation_run={seg}",
+        cache=smoke_cache, check=True, timeout=1800)
+    return {"echonet_seg": seg, "echonet_ef": ef}
+
+
+def test_segmentation_smoke_learns(smoke_runs):
+    d = smoke_runs["echonet_seg"]
+    metrics = json.loads((d / "metrics.json").read_text())
+    assert metrics["dice"]["value"] >= 0.85, metrics["dice"]
+    sizes = pd.read_csv(d / "size.csv")
+    pred = pd.read_csv(d / "predictions.csv")
+    assert set(sizes.Filename) >= set(pred.sample_id) and len(pred) >= 60
+    # Detected end-systoles lie near the traced ones on most videos.
+    near = []
+    for name, g in sizes.groupby("Filename"):
+        human = np.flatnonzero(g.HumanSmall.to_numpy() == 1)
+        found = np.flatnonzero(g.ComputerSmall.to_numpy() == 1)
+        if len(human) and len(found):
+            near.append(np.abs(found - human[0]).min() <= 3)
+    assert np.mean(near) >= 0.9
+
+
+def test_ef_smoke_learns_in_every_mode(smoke_runs):
+    d = smoke_runs["echonet_ef"]
+    everything = pd.read_csv(d / "predictions.csv")
+    assert list(everything["mode"].unique()) == ["single_clip", "all_clips", "beat_by_beat"]
+    pred = everything[everything["mode"] == "single_clip"]
+    mae = (pred.EF - pred.EF_pred).abs().mean()
+    mean_mae = (pred.EF - pred.EF.mean()).abs().mean()
+    assert len(pred) >= 60
+    assert mae <= 0.6 * mean_mae, f"MAE {mae:.2f} vs mean predictor {mean_mae:.2f}"
+    metrics = json.loads((d / "metrics.json").read_text())
+    assert abs(metrics["mae"]["value"] - mae) < 1e-4
+    # Averaging clips should not be worse than one random clip (EchoNet's finding); slack for 67 videos.
+    for mode in ("all_clips", "beat_by_beat"):
+        m = everything[everything["mode"] == mode]
+        assert (m.EF - m.EF_pred).abs().mean() <= mae + 0.5, mode
+    assert metrics["by_mode"]["beat_by_beat"]["beats"]["videos_without_beat"] <= 3
+
+
+@pytest.mark.parametrize("task", ["echonet_seg", "echonet_ef"])
+def test_smoke_passes_its_regression_gate(smoke_runs, task):
+    proc = cli("check", str(smoke_runs[task]), "--reference", str(ROOT / "leaderboards" / "reference" / f"{task}.json"))
+    assert proc.returncode == 0 and proc.stdout.startswith("OK"), proc.stdout + proc.stderr
