@@ -20,13 +20,16 @@ from .metrics import Context, get_metric
 
 def ci_context(ci: Mapping[str, Any] | None, samples: str = "samples") -> Context:
     """The CI convention: ours (95 % BCa, 9 999 resamples) or the original EchoNet code's (90 %)."""
-    ci = ci or {}
-    if ci.get("mode", "default") == "echonet":
+    from ..config import CISchema
+
+    d = CISchema()  # the defaults' one place; a run's config (or an external one) may omit the section
+    ci = {"mode": d.mode, "level": d.level, "method": d.method, "n_resamples": d.n_resamples, **dict(ci or {})}
+    if ci["mode"] == "echonet":
         return Context(level=0.90, method="percentile", n_resamples=10000, samples=samples,
                        label="echonet: 5th-95th bootstrap percentiles, 10 000 resamples (a 90 % interval, "
                              "as the original code)")
-    return Context(level=float(ci.get("level", 0.95)), method=str(ci.get("method", "bca")),
-                   n_resamples=int(ci.get("n_resamples", 9999)), samples=samples, label="default")
+    return Context(level=float(ci["level"]), method=str(ci["method"]), n_resamples=int(ci["n_resamples"]),
+                   samples=samples, label="default")
 
 
 def required_columns(spec: TaskSpec) -> list[str]:
