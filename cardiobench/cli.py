@@ -92,7 +92,9 @@ def _parser() -> argparse.ArgumentParser:
                         description="Write a synthetic twin whose labels are measured from its own phantom geometry.")
     s.add_argument("format", help=f"dataset format ({', '.join(_formats())})")
     s.add_argument("--out", required=True, help="output folder (must not exist)")
-    s.add_argument("--n", type=int, default=500, help="number of samples (default 500)")
+    s.add_argument("--n", type=int, default=None,
+                   help="number of samples (default: the format's, like its real release: 150 patients for acdc, "
+                        "500 videos for echonet_dynamic)")
     s.add_argument("--seed", type=int, default=0, help="seed (default 0); same seed, same bytes")
     s.add_argument("--workers", type=int, default=2, help="processes (default 2)")
     cc = dsub.add_parser("cache", help="preprocess every sample once into the decode-once cache",
@@ -249,8 +251,9 @@ def cmd_data(args: argparse.Namespace) -> int:
 
     fmt = get_format(args.format)
     if args.data_command == "synth":
-        out = fmt.synthesize(args.out, n=args.n, seed=args.seed, workers=args.workers)
-        print(f"wrote {args.n}-sample {args.format} twin to {out}")
+        n = args.n if args.n is not None else int(getattr(fmt, "default_twin_n", 500))
+        out = fmt.synthesize(args.out, n=n, seed=args.seed, workers=args.workers)
+        print(f"wrote {n}-sample {args.format} twin to {out}")
         return 0
     if args.data_command == "cache":
         return cmd_data_cache(args, fmt)

@@ -44,13 +44,17 @@ class TrainSchema:
     head_lr: Optional[float] = None   # models with param_groups(): the head's lr, ``lr`` for the backbone
     momentum: float = 0.9
     weight_decay: float = 1.0e-4
-    schedule: str = "step"            # step (StepLR) | cosine (per epoch) | warmup_cosine (per step)
-    lr_step_period: Optional[int] = None
+    schedule: str = "step"            # step (StepLR) | cosine (per epoch) | warmup_cosine | onecycle (per step)
+    #                                   | cosine_restarts (CosineAnnealingWarmRestarts, per epoch)
+    lr_step_period: Optional[int] = None  # step: StepLR's period; cosine_restarts: the first cycle's epochs (T_0)
     lr_gamma: float = 0.1
     warmup_fraction: float = 0.0
     accumulate: int = 1               # optimiser step every ``accumulate`` batches
     grad_clip: Optional[float] = None
     patience: Optional[int] = None    # early stopping: epochs without a better selection score
+    val_every: int = 1                # validate (and select, and count patience) every this many epochs
+    label_smoothing: float = 0.0      # classification/segmentation losses that take it
+    channels_last: bool = False       # 2D models on CUDA: NHWC memory format
     loss: str = "mse"
     output_bias: Any = None           # "train_mean", a number, or null
     select_by: str = "val_loss"       # the epoch kept as best.pt: val_loss or a task's val_* metric
@@ -106,9 +110,13 @@ class RootSchema:
     profile: ProfileSchema = field(default_factory=ProfileSchema)
     baseline: Any = None
     model: Any = None
+    # Task-owned sections: declared here so the struct config accepts them; their defaults live in
+    # the task spec's config_defaults (clip: echo clips; augment, split: ACDC).
     clip: Any = None
     image: Any = None
     eval: Any = None
+    augment: Any = None
+    split: Any = None
     profiles: Any = None
 
 

@@ -91,8 +91,30 @@ def read_predictions(path: Path, spec: TaskSpec, expected: pd.DataFrame) -> pd.D
     return expected.merge(df, on=key, how="left", validate="one_to_one")
 
 
+def score_masks(folder: Path, spec: TaskSpec, source: DataSource, cfg: DictConfig) -> pd.DataFrame:
+    """predictions.csv rows of a folder of predicted masks, scored by the spec's ``external.scorer``
+    against the scored split's ground truth (the scorer refuses missing or malformed masks by file)."""
+    from .evaluation.metrics import get_metric  # the same ``module:function`` resolution as metrics
+
+    samples, _ = get_format(spec.format).index(source.root)
+    samples = samples[samples.split == spec.split].reset_index(drop=True)
+    if samples.empty:
+        raise DataError(f"{source.root}: no {spec.split} samples to score masks against")
+    scorer = get_metric(spec.external.scorer)
+    return scorer(folder, samples, source.root, cfg)
+
+
 def slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")[:60] or "external"
+
+
+def _sha256(path: Path) -> str:
+    """Of a file, or of a folder's files (names and bytes, in name order)."""
+    h = hashlib.sha256()
+    for p in sorted(path.rglob("*")) if path.is_dir() else [path]:
+        if p.is_file():
+            h.update(p.name.encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()
 
 
 def external_config(cfg: DictConfig, name: str, predictions: Path) -> DictConfig:
@@ -105,7 +127,7 @@ def external_config(cfg: DictConfig, name: str, predictions: Path) -> DictConfig
         "site_dir": cfg.site_dir, "report": cfg.report, "progress": cfg.progress,
         "ci": OmegaConf.to_container(cfg.ci, resolve=True),
         "external": {"predictions": str(predictions.resolve()),
-                     "sha256": hashlib.sha256(predictions.read_bytes()).hexdigest()},
+                     "sha256": _sha256(predictions)},
     })
 
 
@@ -117,14 +139,14 @@ def evaluate_external(task: str, predictions: str | Path, name: str, overrides: 
         able = [t for t in task_names() if load_task(t).external is not None]
         raise CardiobenchError(f"task {task!r} does not score external predictions files "
                                f"(tasks that do: {', '.join(able) or 'none'})")
-    if spec.external.kind != "csv":
-        raise CardiobenchError(f"task {task!r}: external predictions of kind {spec.external.kind!r} are not "
-                               f"supported yet (only csv)")
     cfg = compose(task, overrides=overrides)
     source = resolve_source(cfg)
-    merged = read_predictions(predictions, spec, truth(spec, source))
-    if spec.variant:
-        merged[spec.variant] = "external"
+    if spec.external.kind == "masks":
+        merged = score_masks(predictions, spec, source, cfg)
+    else:
+        merged = read_predictions(predictions, spec, truth(spec, source))
+        if spec.variant:
+            merged[spec.variant] = "external"
     path = Path(cfg.runs_root) / task / "external" / f"{slug(name)}-{time.strftime('%Y%m%d-%H%M%S')}"
     run = Run(path)
     path.mkdir(parents=True, exist_ok=False)

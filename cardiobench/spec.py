@@ -46,6 +46,7 @@ class MetricSpec:
     test: Optional[str] = None         # how two runs are compared (None: not compared)
     definition: str = ""
     variants: str = "primary"          # primary | all | a comma-separated list of variant values
+    #                                    | table (once, on every row of every variant: e.g. robustness)
     optional: bool = False             # computed only when its columns are in the predictions
     headline: bool = False             # a column of the leaderboard table
 
@@ -60,6 +61,7 @@ class FigureSpec:
 class ExternalSpec:
     kind: str = "csv"                  # csv | masks
     columns: dict[str, str] = field(default_factory=dict)  # prediction column -> what it holds
+    scorer: Optional[str] = None       # masks: "package.module:function(folder, samples, root) -> rows"
     note: str = ""
 
 
@@ -175,6 +177,8 @@ def validate(spec: TaskSpec, where: str | Path) -> None:
         raise _error(where, f"main_score {spec.main_score!r} needs a direction and a paired test (check uses both)")
     if spec.external is not None and spec.external.kind not in EXTERNAL_KINDS:
         raise _error(where, f"external.kind must be one of {', '.join(EXTERNAL_KINDS)}, not {spec.external.kind!r}")
+    if spec.external is not None and spec.external.kind == "masks" and not spec.external.scorer:
+        raise _error(where, "external.kind 'masks' needs external.scorer (module:function scoring a mask folder)")
     if spec.split not in spec.splits:
         raise _error(where, f"split {spec.split!r} is not one of splits ({', '.join(spec.splits)})")
     if spec.tolerance < 0:

@@ -94,12 +94,14 @@ class TrainConfig:
     weight_decay: float = 1e-4
     lr_step_period: int | None = 15
     lr_gamma: float = 0.1
-    schedule: str = "step"  # "step" (StepLR, EchoNet), "cosine" (per epoch) or "warmup_cosine" (per step)
+    schedule: str = "step"  # step (StepLR, EchoNet), cosine, cosine_restarts (per epoch); warmup_cosine, onecycle (per step)
     warmup_fraction: float = 0.0  # warmup_cosine: linear warm-up over this fraction of all optimiser steps
     head_lr: float | None = None  # models with param_groups(): lr for the head, ``lr`` for the backbone
     accumulate: int = 1           # gradient accumulation: optimiser step every ``accumulate`` batches
     grad_clip: float | None = None  # max global gradient norm
-    patience: int | None = None   # early stopping after this many evaluations without a better score
+    patience: int | None = None   # early stopping after this many epochs without a better score
+    val_every: int = 1            # validate every this many epochs (and at the last one)
+    channels_last: bool = False   # NHWC weights and inputs on CUDA (2D convolutions run faster)
     select_by: str = "val_loss"   # the epoch kept as best.pt: val_loss or a val_* metric of the task
     select_mode: str = "min"      # min | max
     num_workers: int = 0
@@ -132,11 +134,16 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_pe
             return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
 
         return torch.optim.lr_scheduler.LambdaLR(optimizer, factor), True
+    if cfg.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr,
+                                                   total_steps=max(1, steps_per_epoch * cfg.epochs)), True
     if cfg.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(cfg.epochs, 1)), False
+    if cfg.schedule == "cosine_restarts":
+        return torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(optimizer, T_0=cfg.lr_step_period or 10), False
     if cfg.schedule == "step":
         return torch.optim.lr_scheduler.StepLR(optimizer, cfg.lr_step_period or 10**9, cfg.lr_gamma), False
-    raise ValueError(f"unknown schedule {cfg.schedule!r} (step, cosine, warmup_cosine)")
+    raise ValueError(f"unknown schedule {cfg.schedule!r} (step, cosine, cosine_restarts, warmup_cosine, onecycle)")
 
 
 def _save(path: Path, obj: dict) -> None:
@@ -159,7 +166,8 @@ def train_config(cfg, device: str) -> TrainConfig:
                        schedule=t.schedule, num_workers=t.num_workers, seed=cfg.seed, amp=bool(cfg.profile.amp),
                        device=device, progress=cfg.progress, warmup_fraction=t.warmup_fraction, head_lr=t.head_lr,
                        accumulate=int(t.accumulate), grad_clip=t.grad_clip, patience=t.patience,
-                       select_by=t.select_by, select_mode=t.select_mode)
+                       select_by=t.select_by, select_mode=t.select_mode, val_every=int(t.val_every),
+                       channels_last=bool(t.channels_last))
 
 
 def run_epoch(model: nn.Module, loader: DataLoader, loss_fn: Callable, cfg: TrainConfig,
@@ -207,8 +215,12 @@ def _better(score: float, best: float, mode: str) -> bool:
 
 
 def _since_best(history: list[dict], key: str, mode: str) -> int:
+    """Epochs since the best validated epoch (epochs without validation carry no ``key``)."""
+    scored = [r for r in history if key in r]
+    if not scored:
+        return 0
     pick = min if mode == "min" else max
-    return len(history) - 1 - pick(range(len(history)), key=lambda i: history[i][key])
+    return history[-1]["epoch"] - pick(scored, key=lambda r: r[key])["epoch"]
 
 
 def fit(model: nn.Module, train_ds: Dataset, val_ds: Dataset, cfg: TrainConfig, ckpt_dir: Path,
@@ -230,6 +242,8 @@ def fit(model: nn.Module, train_ds: Dataset, val_ds: Dataset, cfg: TrainConfig, 
     last, best = ckpt_dir / "last.pt", ckpt_dir / "best.pt"
     device = torch.device(cfg.device)
     model.to(device)
+    if cfg.channels_last and device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
     model_without_ddp = model  # what is saved; under DDP the wrapped module
     optimizer = build_optimizer(model, cfg)
     steps_per_epoch = math.ceil(math.ceil(len(train_ds) / cfg.batch_size) / cfg.accumulate)
@@ -260,31 +274,36 @@ def fit(model: nn.Module, train_ds: Dataset, val_ds: Dataset, cfg: TrainConfig, 
         train_loss = run_epoch(model, train_loader, loss_fn, cfg, optimizer, f"epoch {epoch + 1}/{cfg.epochs} train",
                                scheduler if per_step else None, step)
         train_seconds = time.time() - t0
-        val_loss = run_epoch(model, val_loader, loss_fn, cfg, None, f"epoch {epoch + 1}/{cfg.epochs} val", step=step)
         if not per_step:
             scheduler.step()
-        record = dict(epoch=epoch + 1, train_loss=train_loss, val_loss=val_loss)
-        if val_metrics is not None:
-            record.update(val_metrics(model))
-        if key not in record:
+        record = dict(epoch=epoch + 1, train_loss=train_loss)
+        validate = (epoch + 1) % max(cfg.val_every, 1) == 0 or epoch + 1 == cfg.epochs
+        if validate:
+            record["val_loss"] = run_epoch(model, val_loader, loss_fn, cfg, None, f"epoch {epoch + 1}/{cfg.epochs} val",
+                                           step=step)
+            if val_metrics is not None:
+                record.update(val_metrics(model))
+        if validate and key not in record:
             raise ValueError(f"train.select_by={key!r} is not a validation number of this task "
                              f"(it has {', '.join(k for k in record if k.startswith('val'))})")
         record.update(lr=optimizer.param_groups[0]["lr"], seconds=round(time.time() - t0, 2),
                       train_items_per_s=round(len(train_ds) / max(train_seconds, 1e-9), 2))
         history.append(record)
-        improved = _better(record[key], best_score, mode)
+        improved = validate and _better(record[key], best_score, mode)
         if improved:
             best_score = record[key]
             _save(best, {"model": model_without_ddp.state_dict(), "epoch": epoch + 1, key: record[key]})
         _save(last, {"model": model_without_ddp.state_dict(), "optimizer": optimizer.state_dict(),
                      "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "best_score": best_score,
                      "history": history})
-        log.info("epoch %d/%d  train loss %.4g  val loss %.4g%s  (%.1fs)%s", epoch + 1, cfg.epochs, train_loss,
-                 val_loss, "" if key == "val_loss" else f"  {key} {record[key]:.4g}", record["seconds"],
-                 "  *best*" if improved else "")
+        shown = f"  val loss {record['val_loss']:.4g}" if validate else ""
+        if validate and key != "val_loss":
+            shown += f"  {key} {record[key]:.4g}"
+        log.info("epoch %d/%d  train loss %.4g%s  (%.1fs)%s", epoch + 1, cfg.epochs, train_loss, shown,
+                 record["seconds"], "  *best*" if improved else "")
         if on_epoch:
             on_epoch(record)
-        if cfg.patience and _since_best(history, key, mode) >= cfg.patience:
+        if validate and cfg.patience and _since_best(history, key, mode) >= cfg.patience:
             log.info("early stopping: no better %s in %d epochs", key, _since_best(history, key, mode))
             break
 

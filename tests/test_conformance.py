@@ -72,14 +72,21 @@ def protocol(request, cache_dir, tmp_path_factory, workdir):
 
 
 def _external(protocol: dict) -> Path:
-    """The run folder of an external CSV made from run A's primary predictions (scored once)."""
+    """The run folder of external predictions made from run A's (scored once): a CSV of its primary
+    predictions, or a copy of its predicted masks for a task whose external kind is ``masks``."""
     if "external" not in protocol:
         spec, a = protocol["spec"], protocol["a"]
-        pred = pd.read_csv(a / "predictions.csv", dtype={spec.row_keys[0]: str})
-        if spec.variant:
-            pred = pred[pred[spec.variant] == pred[spec.variant].iloc[0]]
-        file = protocol["tmp"] / "external.csv"
-        pred[[spec.row_keys[0], *spec.external.columns]].to_csv(file, index=False)
+        if spec.external.kind == "masks":
+            import shutil
+
+            file = protocol["tmp"] / "external masks"  # a space in the path, as users have
+            shutil.copytree(a / "masks", file)
+        else:
+            pred = pd.read_csv(a / "predictions.csv", dtype={spec.row_keys[0]: str})
+            if spec.variant:
+                pred = pred[pred[spec.variant] == pred[spec.variant].iloc[0]]
+            file = protocol["tmp"] / "external.csv"
+            pred[[spec.row_keys[0], *spec.external.columns]].to_csv(file, index=False)
         root = json.loads((a / "manifest.json").read_text())["data"]["root"]
         proc = cli("evaluate", "--task", spec.name, "--predictions", str(file), "--name", "elsewhere",
                    f"data.root={root}", f"runs_root={protocol['runs']}", "report=false", cache=protocol["cache"],
@@ -92,7 +99,7 @@ def test_run_folder_contract(protocol):
     spec, a = protocol["spec"], protocol["a"]
     for name in ("config.yaml", "manifest.json", "predictions.csv", "metrics.json", "log.txt",
                  "checkpoints/last.pt", "checkpoints/best.pt", *spec.artifacts):
-        assert (a / name).is_file(), name
+        assert (a / name).is_file() or (a / name).is_dir() and any((a / name).iterdir()), name
     m = json.loads((a / "manifest.json").read_text())
     assert m["status"] == "finished" and m["task"] == spec.name and m["data"]["is_twin"] is True
     assert m["data"]["fingerprint"] and m["versions"]["torch"] and m["cpu_kernels"]

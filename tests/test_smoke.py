@@ -25,7 +25,9 @@ def smoke_runs(tmp_path_factory, smoke_cache) -> dict[str, Path]:
     cli("run", "--task", "echonet_seg", "--run-dir", str(seg), *common, cache=smoke_cache, check=True, timeout=1800)
     cli("run", "--task", "echonet_ef", "--run-dir", str(ef), *common, f"eval.segmentation_run={seg}",
         cache=smoke_cache, check=True, timeout=1800)
-    return {"echonet_seg": seg, "echonet_ef": ef}
+    acdc = root / "acdc_seg"
+    cli("run", "--task", "acdc_seg", "--run-dir", str(acdc), *common, cache=smoke_cache, check=True, timeout=1800)
+    return {"echonet_seg": seg, "echonet_ef": ef, "acdc_seg": acdc}
 
 
 def test_segmentation_smoke_learns(smoke_runs):
@@ -63,7 +65,29 @@ def test_ef_smoke_learns_in_every_mode(smoke_runs):
     assert metrics["by_mode"]["beat_by_beat"]["beats"]["videos_without_beat"] <= 3
 
 
-@pytest.mark.parametrize("task", ["echonet_seg", "echonet_ef"])
+def test_acdc_smoke_learns(smoke_runs):
+    """Mean Dice (LV, RV, MYO at ED and ES) >= 0.80 on TEST, LV EF bias within 5 points, its limits of
+    agreement reported; masks in challenge naming; every artifact x severity scored."""
+    d = smoke_runs["acdc_seg"]
+    metrics = json.loads((d / "metrics.json").read_text())
+    assert metrics["dice"]["value"] >= 0.80, metrics["dice"]
+    pred = pd.read_csv(d / "predictions.csv")
+    clean = pred[pred.artifact == "clean"]
+    assert metrics["dice"]["value"] == pytest.approx(clean.dice.mean(), abs=1e-12)
+    assert set(clean.structure) == {"LV", "RV", "MYO"} and set(clean.phase) == {"ED", "ES"}
+    ef = metrics["clinical"]["indices"]["lv_ef"]
+    assert abs(ef["bias"]) <= 5 and ef["lower"] < ef["bias"] < ef["upper"], ef
+    clinical = pd.read_csv(d / "clinical.csv")
+    lv = clinical[clinical["index"] == "lv_ef"]
+    assert ef["bias"] == pytest.approx((lv.pred - lv.true).mean(), abs=1e-9)
+    masks = sorted(p.name for p in (d / "masks").iterdir())
+    assert masks == sorted(f"{s}.nii.gz" for s in clean.sample_id.unique())
+    cells = metrics["robustness"]["cells"]
+    assert set(cells) == {"noise", "motion", "bias", "spike", "gamma", "blur", "ghosting"}
+    assert all(set(v) == {"mild", "moderate", "severe"} for v in cells.values())
+
+
+@pytest.mark.parametrize("task", ["echonet_seg", "echonet_ef", "acdc_seg"])
 def test_smoke_passes_its_regression_gate(smoke_runs, task):
     proc = cli("check", str(smoke_runs[task]), "--reference", str(ROOT / "leaderboards" / "reference" / f"{task}.json"))
     assert proc.returncode == 0 and proc.stdout.startswith("OK"), proc.stdout + proc.stderr

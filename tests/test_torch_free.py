@@ -11,7 +11,8 @@ import numpy as np
 from .runmaker import ef_predictions, make_run, split_twin, truth_of
 
 GENERIC = ["cardiobench.report", "cardiobench.compare", "cardiobench.check", "cardiobench.external",
-           "cardiobench.evaluation", "cardiobench.config", "cardiobench.cli"]
+           "cardiobench.evaluation", "cardiobench.config", "cardiobench.cli", "cardiobench.evaluation.surface",
+           "cardiobench.tasks.acdc_scoring", "cardiobench.data.acdc"]
 
 # As if torch were not installed: importing it (or torchvision) raises ImportError.
 NO_TORCH = """import sys

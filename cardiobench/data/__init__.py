@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from ..errors import CardiobenchError
 
-BUILTIN = {"echonet_dynamic": "cardiobench.data.echonet_dynamic"}
+BUILTIN = {"echonet_dynamic": "cardiobench.data.echonet_dynamic", "acdc": "cardiobench.data.acdc"}
 _FORMATS: dict[str, Any] = {}
 
 

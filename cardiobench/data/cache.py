@@ -154,17 +154,20 @@ def load_samples(fmt: str, names: Sequence[str], paths: Sequence[str], config: d
                  cache_dir: str | Path | None, workers: int = 2,
                  progress: bool = True) -> tuple[list[dict[str, np.ndarray] | None], list[Problem]]:
     """Each sample's preprocessed arrays (None for those that failed, with their problems): through
-    the decode-once cache when ``cache_dir`` is given, else decoded into memory."""
+    the decode-once cache when ``cache_dir`` is given, else decoded into memory. Each dict also holds
+    the sample's metadata under ``"meta"`` (spacing, original shape...)."""
     if cache_dir is not None:
         cache = ArrayCache(cache_dir, fmt, config, preprocess)
         _, problems = cache.build(names, paths, workers=workers, progress=progress)
         bad = {p.sample for p in problems}
-        return [None if n in bad else cache.get(n, p) for n, p in zip(names, paths)], problems
+        return [None if n in bad else {**cache.get(n, p), "meta": cache.meta(n)} for n, p in zip(names, paths)], \
+            problems
 
     def one(item):
         n, p = item
         try:
-            return preprocess(Path(p))[0]
+            arrays, meta = preprocess(Path(p))
+            return {**arrays, "meta": meta}
         except DataError as exc:
             return str(exc)
 

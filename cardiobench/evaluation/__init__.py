@@ -98,6 +98,7 @@ def evaluate(pred: pd.DataFrame, spec: TaskSpec, ci: Mapping[str, Any] | None = 
     primary = vs[0] if vs else None
     top = [(n, m) for n, m in spec.metrics.items() if m.variants in ("primary", "all")]
     out = _one(rows_of(pred, spec, primary), spec, ctx, top)
+    out.update(_one(pred, spec, ctx, [(n, m) for n, m in spec.metrics.items() if m.variants == "table"]))
     if len(vs) > 1:
         out[f"primary_{spec.variant}"] = primary
         by = {}
@@ -111,13 +112,19 @@ def evaluate(pred: pd.DataFrame, spec: TaskSpec, ci: Mapping[str, Any] | None = 
 
 def compare(a: pd.DataFrame, b: pd.DataFrame, spec: TaskSpec, level: float = 0.95, n_resamples: int = 9999,
             alternative: str = "two-sided") -> list[dict]:
-    """Each compared metric's paired test on two aligned tables (same rows, same order): a - b."""
-    ctx = Context(level=level, n_resamples=n_resamples, groups=groups_of(a, spec), samples=spec.samples)
+    """Each compared metric's paired test on two aligned tables (same rows, same order): a - b.
+
+    Metrics of the primary variant see its rows; ``table`` metrics see every row both tables share.
+    """
+    va, vb = variants(a, spec), variants(b, spec)
+    pa, pb = rows_of(a, spec, va[0] if va else None), rows_of(b, spec, vb[0] if vb else None)
     out = []
     for name, m in spec.compared.items():
-        if not _applies(m, a) or not _applies(m, b):
+        ta, tb = (a, b) if m.variants == "table" else (pa, pb)
+        if not _applies(m, ta) or not _applies(m, tb):
             continue
-        r = get_metric(m.fn).compare(a, b, m.args, ctx, alternative)
+        ctx = Context(level=level, n_resamples=n_resamples, groups=groups_of(ta, spec), samples=spec.samples)
+        r = get_metric(m.fn).compare(ta, tb, m.args, ctx, alternative)
         if r is not None:
             out.append(dict(metric=name, **r))
     return out

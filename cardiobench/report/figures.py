@@ -104,3 +104,75 @@ def area_curves(run: Run, pred: pd.DataFrame, args: dict, metrics: dict) -> list
                            np.flatnonzero(((g.HumanLarge == 1) | (g.HumanSmall == 1)).to_numpy()),
                            np.flatnonzero((g.ComputerSmall == 1).to_numpy())))
     return [("LV area curves", plots.area_curves(curves))] if curves else []
+
+
+_INDEX_UNITS = {"lv_edv_ml": "LV EDV (mL)", "lv_esv_ml": "LV ESV (mL)", "lv_ef": "LV EF (%)", "rv_edv_ml": "RV EDV (mL)",
+                "rv_esv_ml": "RV ESV (mL)", "rv_ef": "RV EF (%)", "myo_mass_g": "myocardial mass (g)"}
+
+
+@figure_kind("bland_altman")
+def clinical_bland_altman(run: Run, pred: pd.DataFrame, args: dict, metrics: dict) -> list[Figure]:
+    """Bland-Altman of clinical indices derived from the predicted and true volumes (one per index)."""
+    from ..tasks.acdc_scoring import clinical_indices
+
+    table = clinical_indices(pred)
+    figs = []
+    for name in args["indices"]:
+        g = table[table["index"] == name]
+        t, p = g["true"].to_numpy(float), g["pred"].to_numpy(float)
+        ok = np.isfinite(t) & np.isfinite(p)
+        if ok.sum() >= 3:
+            unit = _INDEX_UNITS.get(name, name)
+            figs.append((f"{unit.split(' (')[0]}: Bland-Altman", plots.bland_altman_plot(t[ok], p[ok], unit)))
+    return figs
+
+
+@figure_kind("robustness_heatmap")
+def robustness_heatmap(run: Run, pred: pd.DataFrame, args: dict, metrics: dict) -> list[Figure]:
+    """Mean of a column per artifact x severity, each cell annotated with its change from clean."""
+    cells = (metrics.get(args.get("metric", "robustness")) or {}).get("cells") or {}
+    if not cells:
+        return []
+    col = args.get("column", "dice")
+    arts = list(cells)
+    sevs = list(dict.fromkeys(s for a in arts for s in cells[a]))
+    vals = np.full((len(arts), len(sevs)), np.nan)
+    notes = [["" for _ in sevs] for _ in arts]
+    for i, a in enumerate(arts):
+        for j, s in enumerate(sevs):
+            c = (cells[a].get(s) or {}).get(col)
+            if c:
+                vals[i, j] = c["value"]
+                notes[i][j] = f"{c['value']:.3f}\n({c['change']:+.3f})"
+    return [(f"Robustness: {col} per artifact and severity (change from clean)",
+             plots.heatmap(vals, arts, sevs, f"{col} under artifacts", col, notes))]
+
+
+@figure_kind("mask_overlay")
+def mask_overlay(run: Run, pred: pd.DataFrame, args: dict, metrics: dict) -> list[Figure]:
+    """A mid-ventricular slice with true and predicted contours for the best, median and worst volume."""
+    folder = run.path / args.get("masks", "masks")
+    root = (run.manifest().get("data") or {}).get("root")
+    if not folder.is_dir() or not root:
+        return []
+    from ..data import acdc
+    from ..errors import DataError
+    from ..tasks.acdc_scoring import STRUCTURES
+
+    dice = pred.groupby("sample_id", sort=False)["dice"].mean().sort_values()
+    if dice.empty:
+        return []
+    picks = [(dice.index[-1], "best"), (dice.index[len(dice) // 2], "median"), (dice.index[0], "worst")]
+    try:
+        samples = acdc.index(root)[0].set_index("sample_id")
+        cases = []
+        for sid, what in picks:
+            s = samples.loc[sid]
+            case = acdc.read_case(s.path, s.gt_path)
+            mask = acdc.read_mask(folder / f"{sid}.nii.gz", like=case)
+            z = case.label.shape[2] // 2
+            cases.append((f"{sid} ({what}, Dice {dice[sid]:.3f})", case.image[:, :, z], case.label[:, :, z],
+                          mask[:, :, z]))
+    except (DataError, KeyError, OSError):
+        return []  # the data folder moved or changed: no picture rather than no page
+    return [("Predicted vs true contours, mid-ventricular slice", plots.mask_overlays(cases, STRUCTURES))]

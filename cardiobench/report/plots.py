@@ -169,3 +169,40 @@ def area_curves(curves: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]) ->
     axes[-1, 0].set_xlabel("frame")
     fig.tight_layout()
     return to_svg(fig)
+
+
+def heatmap(values: np.ndarray, rows: list[str], cols: list[str], title: str, cbar: str,
+            annotations: list[list[str]] | None = None, cmap: str = "RdYlGn") -> str:
+    """A rows x columns grid of numbers (e.g. Dice per artifact x severity), each cell annotated."""
+    fig, ax = plt.subplots(figsize=(1.0 * len(cols) + 2.2, 0.42 * len(rows) + 1.2))
+    im = ax.imshow(values, cmap=cmap, aspect="auto", vmin=np.nanmin(values), vmax=np.nanmax(values))
+    for i in range(len(rows)):
+        for j in range(len(cols)):
+            text = annotations[i][j] if annotations else f"{values[i, j]:.3f}"
+            ax.text(j, i, text, ha="center", va="center", fontsize=7)
+    ax.set(xticks=range(len(cols)), xticklabels=cols, yticks=range(len(rows)), yticklabels=rows, title=title)
+    ax.spines[:].set_visible(False)
+    fig.colorbar(im, ax=ax, label=cbar, shrink=0.8)
+    return to_svg(fig)
+
+
+def mask_overlays(cases: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]], names: dict[int, str]) -> str:
+    """One panel per case: an image slice with the true (solid) and predicted (dashed) contour of each label."""
+    colors = ["tab:blue", "tab:orange", "tab:red", "tab:green"]
+    fig, axes = plt.subplots(1, len(cases), figsize=(2.6 * len(cases), 2.9), squeeze=False)
+    for ax, (title, image, truth, pred) in zip(axes[0], cases):
+        ax.imshow(image.T, cmap="gray", origin="lower")
+        for k, (value, name) in enumerate(names.items()):
+            c = colors[k % len(colors)]
+            if (truth == value).any():
+                ax.contour((truth == value).T.astype(float), levels=[0.5], colors=c, linewidths=1.0, origin="lower")
+            if (pred == value).any():
+                ax.contour((pred == value).T.astype(float), levels=[0.5], colors=c, linewidths=1.0,
+                           linestyles="dashed", origin="lower")
+        ax.set_title(title, fontsize=8)
+        ax.set_axis_off()
+    handles = [plt.Line2D([], [], color=colors[k % len(colors)], label=n) for k, n in enumerate(names.values())]
+    handles += [plt.Line2D([], [], color="k", label="truth"), plt.Line2D([], [], color="k", ls="--", label="prediction")]
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return to_svg(fig)

@@ -8,7 +8,8 @@ import importlib
 
 from ..errors import CardiobenchError
 
-BUILTIN = {"echonet_ef": "cardiobench.tasks.echonet_ef", "echonet_seg": "cardiobench.tasks.echonet_seg"}
+BUILTIN = {"echonet_ef": "cardiobench.tasks.echonet_ef", "echonet_seg": "cardiobench.tasks.echonet_seg",
+           "acdc_seg": "cardiobench.tasks.acdc_seg"}
 
 
 def get(name: str):
