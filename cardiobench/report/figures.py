@@ -175,4 +175,5 @@ def mask_overlay(run: Run, pred: pd.DataFrame, args: dict, metrics: dict) -> lis
                           mask[:, :, z]))
     except (DataError, KeyError, OSError):
         return []  # the data folder moved or changed: no picture rather than no page
-    return [("Predicted vs true contours, mid-ventricular slice", plots.mask_overlays(cases, STRUCTURES))]
+    names = {value: name for name, value in STRUCTURES.items()}
+    return [("Predicted vs true contours, mid-ventricular slice", plots.mask_overlays(cases, names))]
