@@ -83,10 +83,17 @@ def compare_runs(run_a: Run, run_b: Run, level: float = 0.95, n_resamples: int =
 
 def format_table(rows: list[dict], name_a: str, name_b: str) -> str:
     w = max([9, *(len(r["metric"]) for r in rows)])
+    holm = any("p_holm" in r for r in rows)  # sub-tests of a table metric, Holm-adjusted within their family
     lines = [f"a = {name_a}", f"b = {name_b}",
-             f"{'metric':<{w}} {'a':>9} {'b':>9} {'a - b':>9} {'95% CI of a - b':>22} {'p':>9}  test"]
+             f"{'metric':<{w}} {'a':>9} {'b':>9} {'a - b':>9} {'95% CI of a - b':>22} {'p':>9}"
+             + (f" {'p (Holm)':>9}" if holm else "") + "  test"]
     for r in rows:
         ci = f"[{r['low']:.4g}, {r['high']:.4g}]"
+        adj = (f" {r['p_holm']:>9.3g}" if "p_holm" in r else f" {'':>9}") if holm else ""
         lines.append(f"{r['metric']:<{w}} {r['a']:>9.4g} {r['b']:>9.4g} {r['diff']:>9.4g} {ci:>22} "
-                     f"{r['p_value']:>9.3g}  {r['test']}")
+                     f"{r['p_value']:>9.3g}{adj}  {r['test']}")
+    if holm:
+        lines.append("p (Holm): Holm-adjusted across the sub-tests of one family (e.g. every artifact's "
+                     "robustness[...], every artifact's robustness[... drop]); a drop row compares the change "
+                     "from clean of a with that of b")
     return "\n".join(lines)

@@ -109,3 +109,33 @@ def test_icc_matches_mcgraw_wong_formula():
     assert r.icc == pytest.approx((msr - mse) / (msr + (k - 1) * mse + k * (msc - mse) / n), rel=1e-9)
     with pytest.raises(ValueError, match="unknown ICC kind"):
         stats.icc(df, "patient", "rater", "ef", kind="ICC9")
+
+
+@pytest.mark.parametrize("method", ["bca", "percentile", "basic"])
+def test_p_value_inverts_the_interval(method):
+    """The reported CI and p never disagree: the level-L interval excludes 0 exactly when p < 1 - L.
+
+    Skewed per-patient differences (one patient far off) are where the null-shifted p of a BCa or
+    percentile interval used to say p = 0.13 beside a 95 % interval that excluded 0.
+    """
+    rng = np.random.default_rng(11)
+    seen = set()
+    for rep in range(40):
+        n = int(rng.integers(8, 20))  # few patients, as in a twin's TEST split: BCa's corrections matter
+        x = rng.normal(rng.uniform(-0.004, 0.003), 0.004, n)
+        x[: int(rng.integers(1, 3))] -= rng.uniform(0.01, 0.05)  # a heavy left tail
+        y = np.zeros(n)
+        for alternative in ("two-sided", "less", "greater"):
+            r0 = stats.paired_bootstrap_diff_rows("mean", [x], [y], n_resamples=1999, method=method, seed=rep,
+                                                  alternative=alternative)
+            for level in (0.80, 0.90, 0.95, 0.99):
+                # one-sided: the bound of a two-sided interval at level 1 - 2 alpha
+                lvl = level if alternative == "two-sided" else 2 * level - 1
+                r = stats.paired_bootstrap_diff_rows("mean", [x], [y], n_resamples=1999, method=method, seed=rep,
+                                                     level=lvl, alternative=alternative)
+                excludes = {"two-sided": r.low > 0 or r.high < 0, "less": r.high < 0, "greater": r.low > 0}[alternative]
+                if abs(r0.p_value - (1 - level)) < 2 / 2000:
+                    continue  # on the boundary, the +1 of the p-value's Monte-Carlo correction decides
+                assert excludes == (r0.p_value < 1 - level), (method, alternative, level, r0.p_value, r.low, r.high)
+                seen.add(excludes)
+    assert seen == {True, False}  # both outcomes occurred: the check could fail either way

@@ -91,3 +91,30 @@ def test_acdc_smoke_learns(smoke_runs):
 def test_smoke_passes_its_regression_gate(smoke_runs, task):
     proc = cli("check", str(smoke_runs[task]), "--reference", str(ROOT / "leaderboards" / "reference" / f"{task}.json"))
     assert proc.returncode == 0 and proc.stdout.startswith("OK"), proc.stdout + proc.stderr
+
+
+def test_acdc_page_shows_structure_table_and_figures(smoke_runs, tmp_path):
+    """The leaderboard page of the ACDC smoke run: the per-structure/phase table with CIs beside the
+    published per-structure Dice, Bland-Altman plots, the robustness heat-map and the overlays."""
+    import html
+    import re
+
+    site = tmp_path / "site"
+    cli("report", str(smoke_runs["acdc_seg"]), "--out", str(site), check=True)
+    page = (site / "acdc_seg.html").read_text()
+    table = page[page.index('<h2>Tables</h2>'):page.index('<h2>Published</h2>')]
+    text = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", table)).split())
+    metrics = json.loads((smoke_runs["acdc_seg"] / "metrics.json").read_text())
+    cells = metrics["by_structure_phase"]["cells"]
+    assert set(cells) == {f"{s}/{p}" for s in ("LV", "RV", "MYO") for p in ("ED", "ES")}
+    for name, cell in cells.items():
+        d = cell["dice"]
+        assert d["low"] <= d["value"] <= d["high"]
+        pub = {"LV": "0.95", "RV": "0.923", "MYO": "0.911"}[name.split("/")[0]]
+        assert re.search(rf"{re.escape(name)} {d['value']:.3f} \[{d['low']:.3f}, {d['high']:.3f}\].* {pub} \[\d+\]",
+                         text), name
+    captions = re.findall(r"<figcaption>(.*?)</figcaption>", page)
+    assert {"LV EF: Bland-Altman", "LV EDV: Bland-Altman", "myocardial mass: Bland-Altman"} <= set(captions), captions
+    assert any(c.startswith("Robustness: dice") for c in captions), captions
+    overlay = next(c for c in captions if c.startswith("Predicted vs true contours"))
+    assert overlay and all(w in page for w in ("(best, Dice", "(median, Dice", "(worst, Dice"))

@@ -15,6 +15,7 @@ include path or the ``cardiobench.formats`` entry points) provides::
 from __future__ import annotations
 
 import importlib
+from types import ModuleType, SimpleNamespace
 from typing import Any, Protocol
 
 from ..errors import CardiobenchError
@@ -37,10 +38,24 @@ class Format(Protocol):
     def normalize_id(self, text: str) -> str: ...
 
 
+FUNCTIONS = ("index", "verify", "preprocess_config", "preprocess", "synthesize", "normalize_id")
+
+
+def module_format(module: ModuleType, description: str, index_files: tuple[str, ...] = (),
+                  extras: tuple[str, ...] = (), **attrs: Any) -> SimpleNamespace:
+    """The format object of a format module: its ``NAME``, ``TWIN_VERSION`` and the :data:`FUNCTIONS`,
+    plus the named ``extras`` (format-specific readers such as ``read_case``) and plain ``attrs``
+    (e.g. ``default_twin_n``, the size ``data synth`` writes when no ``--n`` is given)."""
+    fmt = SimpleNamespace(name=module.NAME, twin_version=module.TWIN_VERSION, index_files=tuple(index_files),
+                          description=description, **attrs)
+    for fn in (*FUNCTIONS, *extras):
+        setattr(fmt, fn, getattr(module, fn))
+    return fmt
+
+
 def register_format(name: str, fmt: Any) -> Any:
     """Register a format object (anything with the :class:`Format` attributes) under ``name``."""
-    missing = [a for a in ("index", "verify", "preprocess_config", "preprocess", "synthesize", "normalize_id",
-                           "twin_version", "index_files") if not hasattr(fmt, a)]
+    missing = [a for a in (*FUNCTIONS, "twin_version", "index_files") if not hasattr(fmt, a)]
     if missing:
         raise TypeError(f"format {name!r} lacks {', '.join(missing)}")
     _FORMATS[name] = fmt

@@ -17,10 +17,10 @@ patients. Problems name their file relative to the dataset folder.
 """
 from __future__ import annotations
 
-import gzip
 import os
 import re
 import shutil
+import sys
 import tempfile
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,6 +31,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..errors import DataError
+from . import module_format, nifti
+from .nifti import FileProblem as _FileProblem, Volume as _Volume, rel_path as _rel
 from .problems import Problem
 from .twins import acdc_phantom
 
@@ -48,15 +50,6 @@ _AFFINE_ATOL = 1e-4
 
 
 # ----------------------------------------------------------------------------- paths and Info.cfg
-
-
-def _rel(path: str | os.PathLike, root: str | os.PathLike | None) -> str:
-    """``path`` relative to ``root`` (posix) when it lies under it, else as given."""
-    if root is not None:
-        rel = os.path.relpath(os.path.abspath(path), os.path.abspath(root))
-        if rel != ".." and not rel.startswith(".." + os.sep):
-            return Path(rel).as_posix()
-    return str(path)
 
 
 def data_folder(root: str | os.PathLike) -> Path:
@@ -264,94 +257,19 @@ class Case:
     affine: np.ndarray  # 4x4
 
 
-class _FileProblem(DataError):
-    """A DataError that keeps its file (relative) and its problem apart, for verify's report."""
-
-    def __init__(self, file: str, problem: str):
-        super().__init__(f"{file}: {problem}")
-        self.file, self.problem = file, problem
-
-
-@dataclass
-class _Volume:
-    data: np.ndarray
-    affine: np.ndarray
-    zooms: tuple[float, float, float]
-
-
-def _raw_header(path: Path):
-    """The NIfTI-1/2 header exactly as stored (no fixes applied); raises on a non-NIfTI file."""
-    import nibabel as nib
-    from nibabel.openers import ImageOpener
-
-    with ImageOpener(str(path)) as f:
-        head = f.read(4)
-        if len(head) < 4:
-            raise ValueError("file too short for a NIfTI header")
-        size = int.from_bytes(head, "little")
-        if size not in (348, 540):
-            size = int.from_bytes(head, "big")
-        if size not in (348, 540):
-            raise ValueError("no NIfTI header (sizeof_hdr is neither 348 nor 540)")
-        f.seek(0)
-        cls = nib.Nifti1Header if size == 348 else nib.Nifti2Header
-        return cls.from_fileobj(f, check=False)
-
-
 def _load(path: str | os.PathLike, root=None, label: bool = False, header_only: bool = False) -> _Volume:
-    """Load one 3D NIfTI volume with the integrity checks; raises :class:`_FileProblem`."""
-    import nibabel as nib
-
-    path = Path(path)
-    rel = _rel(path, root)
-    if not path.is_file():
-        raise _FileProblem(rel, "file not found")
-    try:
-        # The header as stored first: nibabel's loader silently turns a zero pixdim into 1.
-        raw = _raw_header(path)
-        stored = tuple(float(z) for z in raw["pixdim"][1:4])
-        if not all(np.isfinite(z) and z > 0 for z in stored):
-            raise _FileProblem(rel, f"voxel spacing {tuple(round(z, 4) for z in stored)} mm in the header has a "
-                                    "zero, negative or non-finite value (broken pixdim)")
-        img = nib.load(str(path))
-        shape = tuple(int(s) for s in img.shape)
-        zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
-        affine = np.asarray(img.affine, dtype=np.float64)
-    except _FileProblem:
-        raise
-    except Exception as exc:  # nibabel/gzip raise many types for non-NIfTI or damaged headers
-        raise _FileProblem(rel, f"not a readable NIfTI file ({type(exc).__name__}: {exc})") from None
-    if len(shape) == 4 and shape[3] == 1:
-        shape = shape[:3]
-    if len(shape) != 3:
-        raise _FileProblem(rel, f"has shape {shape}, expected a 3D volume (X, Y, Z)")
-    if not np.all(np.isfinite(affine)):
-        raise _FileProblem(rel, "affine has non-finite values (broken header)")
-    if header_only:
-        return _Volume(np.empty(0), affine, zooms)  # type: ignore[arg-type]
-    try:
-        data = np.asanyarray(img.dataobj)
-    except Exception as exc:  # EOFError / zlib.error / OSError / ValueError for truncated or corrupt data
-        raise _FileProblem(rel, f"truncated or corrupt: cannot decode the voxel data ({type(exc).__name__}: "
-                                f"{exc})") from None
-    data = data.reshape(shape)
-    if data.dtype.kind == "f":
-        nan = int(np.isnan(data).sum())
-        if nan:
-            raise _FileProblem(rel, f"contains {nan} NaN voxel(s)")
-        if not np.all(np.isfinite(data)):
-            raise _FileProblem(rel, "contains infinite voxel values")
-    if label:
-        values = np.unique(data)
+    """Load one 3D NIfTI volume with the integrity checks (and, for a label map, its values);
+    raises :class:`_FileProblem`."""
+    vol = nifti.load(path, root, header_only=header_only, integer=label)
+    if label and not header_only:
+        values = np.unique(vol.data)
         bad = [v for v in values.tolist() if not (float(v).is_integer() and 0 <= v < N_LABELS)]
         if bad:
             shown = ", ".join(f"{v:g}" for v in bad[:8]) + (" ..." if len(bad) > 8 else "")
-            raise _FileProblem(rel, f"label value(s) {shown} outside 0-3 (0 background, 1 RV cavity, 2 myocardium, "
-                                    "3 LV cavity)")
-        data = data.astype(np.uint8)
-    else:
-        data = data.astype(np.float32, copy=False)
-    return _Volume(data, affine, zooms)  # type: ignore[arg-type]
+            raise _FileProblem(_rel(path, root), f"label value(s) {shown} outside 0-3 (0 background, 1 RV cavity, "
+                                                 "2 myocardium, 3 LV cavity)")
+        vol.data = vol.data.astype(np.uint8)
+    return vol
 
 
 def _check_pair(image: _Volume, gt: _Volume, image_path, gt_path, root) -> None:
@@ -520,18 +438,6 @@ on Medical Imaging, 37(11), 2514-2525, 2018. doi:10.1109/TMI.2018.2837502
 """
 
 
-def _write_nifti(path: Path, data: np.ndarray, affine: np.ndarray, zooms: tuple[float, ...]) -> None:
-    """Write ``.nii.gz`` reproducibly: nibabel's bytes, gzip with mtime 0 and no file name."""
-    import nibabel as nib
-
-    img = nib.Nifti1Image(data, affine)
-    img.header.set_zooms(zooms)
-    img.header.set_xyzt_units("mm", "msec")
-    img.set_qform(affine, code=1)
-    img.set_sform(affine, code=1)
-    path.write_bytes(gzip.compress(img.to_bytes(), compresslevel=1, mtime=0))
-
-
 def _random_affine(rng: np.random.Generator, spacing: tuple[float, float, float]) -> np.ndarray:
     """Spacing on the diagonal, a random oblique rotation and a scanner-like offset."""
     q = rng.normal(size=4)
@@ -557,10 +463,10 @@ def _twin_patient(args: tuple[int, np.random.SeedSequence, str, str]) -> dict:
     spacing = (ph.pixel, ph.pixel, ph.dz)
     affine = _random_affine(rng, spacing)
     rr = 60000.0 / rng.uniform(55, 95)  # ms per beat
-    _write_nifti(pdir / f"{pid}_4d.nii.gz", cine, affine, (*spacing, round(rr / ph.n_frames, 3)))
+    nifti.write(pdir / f"{pid}_4d.nii.gz", cine, affine, (*spacing, round(rr / ph.n_frames, 3)))
     for frame in (1, ph.es_frame):
-        _write_nifti(pdir / f"{pid}_frame{frame:02d}.nii.gz", cine[..., frame - 1], affine, spacing)
-        _write_nifti(pdir / f"{pid}_frame{frame:02d}_gt.nii.gz", acdc_phantom.labels(ph, frame), affine, spacing)
+        nifti.write(pdir / f"{pid}_frame{frame:02d}.nii.gz", cine[..., frame - 1], affine, spacing)
+        nifti.write(pdir / f"{pid}_frame{frame:02d}_gt.nii.gz", acdc_phantom.labels(ph, frame), affine, spacing)
     (pdir / "Info.cfg").write_text(f"ED: 1\nES: {ph.es_frame}\nGroup: {group}\nHeight: {ph.height:.1f}\n"
                                    f"NbFrame: {ph.n_frames}\nWeight: {ph.weight:.1f}\n")
     return {"patient_id": pid, "group": group}
@@ -604,25 +510,9 @@ def synthesize(out: str | os.PathLike, n: int = 150, seed: int = 0, workers: int
     return out
 
 
-class AcdcFormat:
-    """ACDC as a :class:`cardiobench.data.Format` (the module's functions, named)."""
-
-    name = NAME
-    twin_version = TWIN_VERSION
-    default_twin_n = 150  # like the release: 100 training + 50 testing patients
-    index_files = ()
-    description = ("ACDC short-axis cine MRI: training|testing/patientNNN/{Info.cfg, _4d, _frameXX, _frameXX_gt}.nii.gz "
-                   f"({CITATION})")
-
-    index = staticmethod(index)
-    verify = staticmethod(verify)
-    preprocess_config = staticmethod(preprocess_config)
-    preprocess = staticmethod(preprocess)
-    synthesize = staticmethod(synthesize)
-    normalize_id = staticmethod(normalize_id)
-    split_training = staticmethod(split_training)
-    read_case = staticmethod(read_case)
-    read_mask = staticmethod(read_mask)
-
-
-FORMAT = AcdcFormat()
+FORMAT = module_format(
+    sys.modules[__name__],
+    description=("ACDC short-axis cine MRI: training|testing/patientNNN/{Info.cfg, _4d, _frameXX, _frameXX_gt}.nii.gz "
+                 f"({CITATION})"),
+    extras=("split_training", "read_case", "read_mask"),
+    default_twin_n=150)  # like the release: 100 training + 50 testing patients

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import sys
 import tempfile
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from matplotlib.path import Path as MplPath
 from tqdm.auto import tqdm
 
 from ..errors import DataError
+from . import module_format
 from .problems import Problem
 from .twins import echo_phantom
 from .video import read_avi, write_avi
@@ -322,20 +324,6 @@ def synthesize(out: str | os.PathLike, n: int = 500, seed: int = 0, split: tuple
     return out
 
 
-class EchoNetDynamicFormat:
-    """EchoNet-Dynamic as a :class:`cardiobench.data.Format` (the module's functions, named)."""
-
-    name = NAME
-    twin_version = TWIN_VERSION
-    index_files = (FILELIST, TRACINGS)
-    description = "EchoNet-Dynamic: FileList.csv, VolumeTracings.csv, Videos/*.avi (Ouyang et al. 2020)"
-
-    index = staticmethod(index)
-    verify = staticmethod(verify)
-    preprocess_config = staticmethod(preprocess_config)
-    preprocess = staticmethod(preprocess)
-    synthesize = staticmethod(synthesize)
-    normalize_id = staticmethod(normalize_id)
-
-
-FORMAT = EchoNetDynamicFormat()
+FORMAT = module_format(
+    sys.modules[__name__], index_files=(FILELIST, TRACINGS),
+    description="EchoNet-Dynamic: FileList.csv, VolumeTracings.csv, Videos/*.avi (Ouyang et al. 2020)")

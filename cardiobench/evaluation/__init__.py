@@ -82,6 +82,8 @@ def _one(rows: pd.DataFrame, spec: TaskSpec, ctx: Context, which: list[tuple[str
             entry = get_metric(m.fn).compute(rows, m.args, ctx)
         except ValueError as exc:  # NaN values, wrong lengths: one clear line naming the metric
             raise DataError(f"predictions: metric {name!r} cannot be computed ({exc})") from None
+        except KeyError as exc:
+            raise DataError(f"predictions: metric {name!r} needs the column {exc.args[0]!r}, which is missing") from None
         if entry is None:
             continue
         if m.definition and isinstance(entry, dict) and "value" in entry and entry.get("value") is not None:
@@ -114,7 +116,8 @@ def compare(a: pd.DataFrame, b: pd.DataFrame, spec: TaskSpec, level: float = 0.9
             alternative: str = "two-sided") -> list[dict]:
     """Each compared metric's paired test on two aligned tables (same rows, same order): a - b.
 
-    Metrics of the primary variant see its rows; ``table`` metrics see every row both tables share.
+    Metrics of the primary variant see its rows; ``table`` metrics see every row both tables share and
+    may return several tests (their headline first, then ``name[part]`` rows, e.g. one per artifact).
     """
     va, vb = variants(a, spec), variants(b, spec)
     pa, pb = rows_of(a, spec, va[0] if va else None), rows_of(b, spec, vb[0] if vb else None)
@@ -124,7 +127,11 @@ def compare(a: pd.DataFrame, b: pd.DataFrame, spec: TaskSpec, level: float = 0.9
         if not _applies(m, ta) or not _applies(m, tb):
             continue
         ctx = Context(level=level, n_resamples=n_resamples, groups=groups_of(ta, spec), samples=spec.samples)
-        r = get_metric(m.fn).compare(ta, tb, m.args, ctx, alternative)
-        if r is not None:
-            out.append(dict(metric=name, **r))
+        try:
+            r = get_metric(m.fn).compare(ta, tb, m.args, ctx, alternative)
+        except KeyError as exc:
+            raise DataError(f"predictions: metric {name!r} needs the column {exc.args[0]!r}, which is missing") from None
+        for part in r if isinstance(r, list) else [] if r is None else [r]:
+            label = part.pop("part", None)  # a table metric's sub-tests: robustness[noise], ...
+            out.append(dict(metric=f"{name}[{label}]" if label else name, **part))
     return out

@@ -155,14 +155,44 @@ class Robustness:
         return {**summary, "cells": out, "level": ctx.level, "n_resamples": n,
                 "test": f"paired patient bootstrap of the mean change from clean ({n} resamples)"}
 
-    def compare(self, a: pd.DataFrame, b: pd.DataFrame, args: dict, ctx: Context, alternative: str) -> dict | None:
-        """The first column's mean over every corrupted row (all artifacts and severities), a - b."""
+    def compare(self, a: pd.DataFrame, b: pd.DataFrame, args: dict, ctx: Context, alternative: str) -> list[dict] | None:
+        """a - b on the first column: its mean over every corrupted row (the headline), then per artifact
+        (all severities) the mean under that artifact (``[noise]``) and the change from clean
+        (``[noise drop]``, a difference of differences: does a degrade less than b?), each a paired
+        patient bootstrap with Holm-adjusted p-values across the artifacts of its family."""
         col = args["columns"][0]
         sa, sb = a[a.artifact.astype(str) != CLEAN], b[b.artifact.astype(str) != CLEAN]
         if len(sa) < 2 or len(sa) != len(sb):
             return None
+        out = [self._paired(sa, sb, col, args, ctx, alternative)]
+        ca, cb = _clean_of(a, sa), _clean_of(b, sb)
+        per, drop = [], []
+        for art in dict.fromkeys(sa.artifact.astype(str)):
+            ia, ib = (sa.artifact.astype(str) == art).to_numpy(), (sb.artifact.astype(str) == art).to_numpy()
+            per.append(dict(part=art, **self._paired(sa[ia], sb[ib], col, args, ctx, alternative)))
+            drop.append(dict(part=f"{art} drop", **self._paired(sa[ia], sb[ib], col, args, ctx, alternative,
+                                                                 base=(ca[ia], cb[ib]))))
+        for family in (per, drop):
+            adjusted, _ = stats.holm([r["p_value"] for r in family])
+            for r, p in zip(family, adjusted):
+                r["p_holm"] = float(p)
+        return out + per + drop
+
+    @staticmethod
+    def _paired(sa: pd.DataFrame, sb: pd.DataFrame, col: str, args: dict, ctx: Context, alternative: str,
+                base: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> dict:
         xa, _ = values(sa, col, args.get("inf_to"))
         xb, _ = values(sb, col, args.get("inf_to"))
+        if base is not None:  # change from the clean prediction of the same sample and structure
+            xa = xa - values(base[0], col, args.get("inf_to"))[0]
+            xb = xb - values(base[1], col, args.get("inf_to"))[0]
         r = stats.paired_bootstrap_diff_rows("mean", [xa], [xb], groups=sa["patient_id"].astype(str).to_numpy(),
                                              level=ctx.level, n_resamples=ctx.n_resamples, alternative=alternative)
         return _comparison(r, ctx.n_resamples)
+
+
+def _clean_of(rows: pd.DataFrame, corrupted: pd.DataFrame) -> pd.DataFrame:
+    """For each corrupted row, the clean row of the same sample and structure (same order)."""
+    key = ["sample_id", "structure"]
+    clean = rows[rows.artifact.astype(str) == CLEAN].set_index(key)
+    return clean.loc[pd.MultiIndex.from_frame(corrupted[key])].reset_index()

@@ -167,6 +167,26 @@ def _figures(row: dict, spec: TaskSpec, k: int) -> list[dict]:
     return [dict(title=t, svg=Markup(plots.uniquify_ids(svg, f"r{k}f{j}"))) for j, (t, svg) in enumerate(out)]
 
 
+def _cell_tables(row: dict, spec: TaskSpec, published: list[dict]) -> list[dict]:
+    """The run's table metrics (``means_by``: a mean [CI] per cell of ``by``), each cell with the published
+    values of the headline metric its first key maps to (``args.published: {LV: dice_lv}``)."""
+    out = []
+    for name, m in spec.metrics.items():
+        entry = row["metrics"].get(name) or {}
+        cells = entry.get("cells")
+        if m.fn != "means_by" or not cells:
+            continue
+        columns = list(m.args.get("columns", []))
+        links = dict(m.args.get("published") or {})
+        body = []
+        for cell, values in cells.items():
+            pubs = [p for p in published if p["metric"] == links.get(cell.split("/")[0])]
+            body.append(dict(name=cell, vals=[values.get(c) or {} for c in columns], published=pubs))
+        out.append(dict(name=name, by=" / ".join(entry.get("by", [])), columns=columns, rows=body,
+                        level=entry.get("level"), rule=entry.get("rule", ""), definition=m.definition))
+    return out
+
+
 def _table_records(rows: list[dict], spec: TaskSpec, metric_names: list[str]) -> list[dict]:
     out = []
     for r in rows:
@@ -228,6 +248,7 @@ def render_task(spec: TaskSpec, rows: list[dict], site: Path, figures: bool = Tr
     _comparisons(rows, spec)
     for k, r in enumerate(rows):
         r["figures"] = _figures(r, spec, k) if figures else []
+        r["tables"] = _cell_tables(r, spec, published)
     _write_downloads(site, spec.name, _table_records(rows, spec, metric_names))
     ci = (rows[0]["metrics"].get(main) or {}) if rows else {}
     compared = {m: s.test for m, s in spec.compared.items()}

@@ -177,10 +177,7 @@ def _percentile_of_score(theta_b: np.ndarray, theta: float) -> float:
 def bca_levels(theta: float, theta_b: np.ndarray, theta_jack: np.ndarray, level: float) -> tuple[float, float]:
     """Adjusted percentiles (alpha_1, alpha_2) of the BCa interval."""
     alpha = (1 - level) / 2
-    z0 = ndtri(_percentile_of_score(theta_b, theta))
-    d = theta_jack.mean() - theta_jack
-    den = (d**2).sum()
-    a = (d**3).sum() / (6 * den**1.5) if den > 0 else 0.0
+    z0, a = _bca_constants(theta, theta_b, theta_jack)
     za = ndtri(alpha)
     lo = ndtr(z0 + (z0 + za) / (1 - a * (z0 + za)))
     hi = ndtr(z0 + (z0 - za) / (1 - a * (z0 - za)))
@@ -195,7 +192,7 @@ def _check_options(method: str, level: float) -> None:
 
 
 def _interval(statistic, arrs: list[np.ndarray], res: _Resampler, theta: float, theta_b: np.ndarray,
-              method: str, level: float) -> tuple[float, float]:
+              method: str, level: float, theta_jack: np.ndarray | None = None) -> tuple[float, float]:
     theta_b = theta_b[np.isfinite(theta_b)]
     alpha = (1 - level) / 2
     if len(theta_b) == 0 or np.ptp(theta_b) == 0:
@@ -206,7 +203,8 @@ def _interval(statistic, arrs: list[np.ndarray], res: _Resampler, theta: float, 
         q_lo, q_hi = np.percentile(theta_b, [100 * alpha, 100 * (1 - alpha)])
         low, high = 2 * theta - q_hi, 2 * theta - q_lo
     else:
-        a1, a2 = bca_levels(theta, theta_b, jackknife(statistic, arrs, res), level)
+        jack = jackknife(statistic, arrs, res) if theta_jack is None else theta_jack
+        a1, a2 = bca_levels(theta, theta_b, jack, level)
         low, high = np.percentile(theta_b, [100 * a1, 100 * a2])
     return float(low), float(high)
 
@@ -295,9 +293,9 @@ def paired_bootstrap_diff(metric: str | Callable | SumStatistic, y_true: Sequenc
                           alternative: Alternative = "two-sided") -> PairedDiff:
     """CI of ``metric(y, a) - metric(y, b)`` from one joint resampling of (patients of) the same samples.
 
-    The p-value comes from the bootstrap distribution of the difference shifted to the null (Efron
-    & Tibshirani 1993, 16.4): two-sided ``(1 + #{|d* - d| >= |d|}) / (B + 1)``; ``alternative=
-    "greater"`` (H1: a - b > 0) ``(1 + #{d* - d >= d}) / (B + 1)``; ``"less"`` the mirror image.
+    The p-value inverts the reported interval (:func:`inverted_p`): the ``level`` interval excludes 0
+    exactly when p < 1 - level, so the CI and the test never disagree. ``alternative="greater"``
+    (H1: a - b > 0) and ``"less"`` are the one-sided versions.
     """
     y, a, b = check_arrays(y_true, pred_a, pred_b, names=["y_true", "pred_a", "pred_b"])
     return paired_bootstrap_diff_rows(metric, (y, a), (y, b), groups=groups, level=level,
@@ -328,23 +326,58 @@ def paired_bootstrap_diff_rows(metric: str | Callable | SumStatistic, arrays_a: 
     est_a, est_b = float(fn(*arrs[:k])), float(fn(*arrs[k:]))
     d = est_a - est_b
     d_b = _draw_replicates(diff_stat, arrs, n_resamples, rng, res)
-    low, high = _interval(diff_stat, arrs, res, d, d_b, method, level)
-    p = null_shifted_p(d_b, d, alternative)
+    jack = jackknife(diff_stat, arrs, res) if method == "bca" else None
+    low, high = _interval(diff_stat, arrs, res, d, d_b, method, level, jack)
+    p = inverted_p(d, d_b, method, alternative, jack)
     name = metric if isinstance(metric, str) else getattr(metric, "name", getattr(metric, "__name__", "metric"))
     return PairedDiff(name, est_a, est_b, d, low, high, p, level, method, n_resamples, len(arrs[0]),
                       res.n_clusters if groups is not None else None, alternative)
 
 
-def null_shifted_p(d_b: np.ndarray, d: float, alternative: Alternative = "two-sided") -> float:
-    """p-value of an observed difference ``d`` from its bootstrap replicates ``d_b`` shifted to the null."""
+def inverted_p(d: float, d_b: np.ndarray, method: str, alternative: Alternative = "two-sided",
+               theta_jack: np.ndarray | None = None) -> float:
+    """The p-value of H0: difference = 0 that the reported interval implies (test inversion): the
+    smallest ``1 - level`` at which the ``method`` interval (two-sided; one-sided bound for
+    ``alternative`` "greater"/"less") excludes 0, so a 95 % interval excludes 0 exactly when p < 0.05.
+
+    percentile: ``(1 + #{d* <= 0}) / (B + 1)`` for H1 d > 0; BCa: that tail mapped back through the
+    BCa level adjustment (bias z0 and acceleration a, Efron & Tibshirani 1993, 14.3 and 15.4);
+    basic: the null-shifted distribution (16.4), one-sided tails doubled. Two-sided p is twice the
+    smaller one-sided p.
+    """
     d_b = d_b[np.isfinite(d_b)]
-    if not len(d_b):
+    n = len(d_b)
+    if not n:
         return float("nan")
-    shifted = d_b - d
-    if alternative == "greater":
-        hits = np.sum(shifted >= d)
-    elif alternative == "less":
-        hits = np.sum(shifted <= d)
+    if np.ptp(d_b) == 0:  # every resample gives the same difference
+        return 1.0 if d_b[0] == 0 else 1 / (n + 1)
+    below = (1 + np.sum(d_b <= 0)) / (n + 1)  # evidence against H1: d > 0
+    above = (1 + np.sum(d_b >= 0)) / (n + 1)
+    if method == "basic":  # the basic bounds 2d - q cross 0 where the replicates cross 2d
+        p_greater, p_less = (1 + np.sum(d_b >= 2 * d)) / (n + 1), (1 + np.sum(d_b <= 2 * d)) / (n + 1)
+    elif method == "bca":
+        z0, acc = _bca_constants(d, d_b, theta_jack)
+        p_greater, p_less = _bca_level_of(below, z0, acc), 1 - _bca_level_of(1 - above, z0, acc)
     else:
-        hits = np.sum(np.abs(shifted) >= abs(d))
-    return min(1.0, float((1 + hits) / (len(d_b) + 1)))
+        p_greater, p_less = below, above
+    p = {"greater": p_greater, "less": p_less}.get(alternative, 2 * min(p_greater, p_less))
+    return float(min(1.0, max(p, 1 / (n + 1))))
+
+
+def _bca_constants(theta: float, theta_b: np.ndarray, theta_jack: np.ndarray | None) -> tuple[float, float]:
+    z0 = float(ndtri(_percentile_of_score(theta_b, theta)))
+    if theta_jack is None:
+        return z0, 0.0
+    dev = theta_jack.mean() - theta_jack
+    den = (dev**2).sum()
+    return z0, float((dev**3).sum() / (6 * den**1.5)) if den > 0 else 0.0
+
+
+def _bca_level_of(q: float, z0: float, acc: float) -> float:
+    """The nominal level alpha whose BCa-adjusted percentile is ``q`` (the inverse of bca_levels' map)."""
+    n_eps = 1e-12
+    zq = float(ndtri(min(max(q, n_eps), 1 - n_eps))) - z0
+    den = 1 + acc * zq
+    if den <= 0:  # beyond the range the adjustment reaches: the bound never crosses 0 there
+        return 0.0 if zq < 0 else 1.0
+    return float(ndtr(zq / den - z0))
