@@ -111,12 +111,16 @@ class RootSchema:
     baseline: Any = None
     model: Any = None
     # Task-owned sections: declared here so the struct config accepts them; their defaults live in
-    # the task spec's config_defaults (clip: echo clips; augment, split: ACDC).
+    # the task spec's config_defaults (clip: echo clips; augment, split: ACDC; multitask, sampling,
+    # autoencoder: chest CT).
     clip: Any = None
     image: Any = None
     eval: Any = None
     augment: Any = None
     split: Any = None
+    multitask: Any = None
+    sampling: Any = None
+    autoencoder: Any = None
     profiles: Any = None
 
 

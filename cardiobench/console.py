@@ -14,7 +14,7 @@ def print_metrics(metrics: dict, cfg: DictConfig) -> None:
     print(f"{'metric':<{w}} {'value':>9} {'CI':>22}  {'method':<16} n")
     for k, v in rows:
         ci = f"[{v['low']:.4g}, {v['high']:.4g}]" if v.get("low") is not None else ""
-        how = f"{v['level']:.0%} {v['method']}" if v.get("level") is not None else ""
+        how = f"{v['level']:.0%} {v.get('method', '')}" if v.get("level") is not None else ""
         print(f"{k:<{w}} {v['value']:>9.4g} {ci:>22}  {how:<16} {v.get('n', '')}")
 
 

@@ -26,10 +26,11 @@ from .runs import Run, git_commit, now_iso, versions
 from .spec import TaskSpec
 
 
-def _rows(mask: np.ndarray, limit: int = 8) -> str:
-    """1-based line numbers in the file (line 1 is the header)."""
-    lines = np.flatnonzero(mask) + 2
-    return ", ".join(map(str, lines[:limit])) + (f" ... ({len(lines)} in all)" if len(lines) > limit else "")
+def _rows(mask: np.ndarray, ids: pd.Series | None = None, limit: int = 8) -> str:
+    """1-based line numbers in the file (line 1 is the header), each with its row's id when known."""
+    where = np.flatnonzero(mask)
+    shown = [f"{i + 2} ({ids.iloc[i]})" if ids is not None and ids.iloc[i] else str(i + 2) for i in where[:limit]]
+    return ", ".join(shown) + (f" ... ({len(where)} in all)" if len(where) > limit else "")
 
 
 def truth(spec: TaskSpec, source: DataSource) -> pd.DataFrame:
@@ -50,7 +51,10 @@ def read_predictions(path: Path, spec: TaskSpec, expected: pd.DataFrame) -> pd.D
     """Validated predictions aligned to ``expected``'s samples; DataError naming the rows otherwise."""
     if not path.is_file():
         raise DataError(f"{path}: predictions file not found")
-    key = spec.row_keys[0]
+    key = spec.external.key or spec.row_keys[0]
+    if expected[key].duplicated().any():
+        raise DataError(f"{path}: some {spec.split} {key} has several samples, so predictions keyed by {key} are "
+                        f"ambiguous")
     try:
         df = pd.read_csv(path, dtype={key: str})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
@@ -66,7 +70,7 @@ def read_predictions(path: Path, spec: TaskSpec, expected: pd.DataFrame) -> pd.D
     values = df[pred_cols].apply(pd.to_numeric, errors="coerce").to_numpy(float)
     bad = ~np.isfinite(values).all(axis=1)
     if bad.any():
-        problems.append(f"missing, NaN or non-numeric prediction on line(s) {_rows(bad)}")
+        problems.append(f"missing, NaN or non-numeric prediction on line(s) {_rows(bad, ids)}")
     empty = (ids == "").to_numpy()
     if empty.any():
         problems.append(f"empty {key} on line(s) {_rows(empty)}")
@@ -74,12 +78,11 @@ def read_predictions(path: Path, spec: TaskSpec, expected: pd.DataFrame) -> pd.D
     if dup.any():
         names = sorted(set(ids[dup]))
         problems.append(f"duplicate {key} {', '.join(names[:5])}{' ...' if len(names) > 5 else ''} "
-                        f"on line(s) {_rows(dup)}")
+                        f"on line(s) {_rows(dup, ids)}")
     known = set(expected[key])
     extra = (~ids.isin(known)).to_numpy() & ~empty
     if extra.any():
-        problems.append(f"{key} not in the {spec.split} split on line(s) {_rows(extra)} "
-                        f"({', '.join(ids[extra].head(5))})")
+        problems.append(f"{key} not in the {spec.split} split on line(s) {_rows(extra, ids)}")
     absent = sorted(known - set(ids))
     if absent:
         problems.append(f"{len(absent)} {spec.split} sample(s) have no prediction: "

@@ -62,6 +62,7 @@ class ExternalSpec:
     kind: str = "csv"                  # csv | masks
     columns: dict[str, str] = field(default_factory=dict)  # prediction column -> what it holds
     scorer: Optional[str] = None       # masks: "package.module:function(folder, samples, root) -> rows"
+    key: Optional[str] = None          # csv: the column naming each row (default: the first row key)
     note: str = ""
 
 

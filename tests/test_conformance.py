@@ -82,11 +82,12 @@ def _external(protocol: dict) -> Path:
             file = protocol["tmp"] / "external masks"  # a space in the path, as users have
             shutil.copytree(a / "masks", file)
         else:
-            pred = pd.read_csv(a / "predictions.csv", dtype={spec.row_keys[0]: str})
+            key = spec.external.key or spec.row_keys[0]  # the column an external file names its rows by
+            pred = pd.read_csv(a / "predictions.csv", dtype={key: str})
             if spec.variant:
                 pred = pred[pred[spec.variant] == pred[spec.variant].iloc[0]]
             file = protocol["tmp"] / "external.csv"
-            pred[[spec.row_keys[0], *spec.external.columns]].to_csv(file, index=False)
+            pred[[key, *spec.external.columns]].to_csv(file, index=False)
         root = json.loads((a / "manifest.json").read_text())["data"]["root"]
         proc = cli("evaluate", "--task", spec.name, "--predictions", str(file), "--name", "elsewhere",
                    f"data.root={root}", f"runs_root={protocol['runs']}", "report=false", cache=protocol["cache"],

@@ -20,7 +20,8 @@ from typing import Any, Protocol
 
 from ..errors import CardiobenchError
 
-BUILTIN = {"echonet_dynamic": "cardiobench.data.echonet_dynamic", "acdc": "cardiobench.data.acdc"}
+BUILTIN = {"echonet_dynamic": "cardiobench.data.echonet_dynamic", "acdc": "cardiobench.data.acdc",
+           "ct_echo": "cardiobench.data.ct_echo"}
 _FORMATS: dict[str, Any] = {}
 
 

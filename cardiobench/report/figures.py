@@ -2,7 +2,7 @@
 draws from a run folder alone (predictions of the primary variant, metrics.json, artifacts).
 
 Kinds: ``regression`` (predicted vs true, Bland-Altman, ROC below a threshold, error by range),
-``roc`` (a binary target's ROC), ``forest`` (per-label AUCs with CIs, multilabel tasks),
+``roc`` (a binary target's ROC), ``calibration`` (its reliability diagram), ``forest`` (per-label AUCs with CIs, multilabel tasks),
 ``segmentation`` (per-sample Dice of each structure, agreement of predicted with true areas),
 ``area_curves`` (a few per-frame area curves from an artifact, with their beats).
 """
@@ -59,6 +59,17 @@ def roc(run: Run, pred: pd.DataFrame, args: dict, metrics: dict) -> list[Figure]
     if not 2 <= label.sum() <= len(label) - 2:
         return []
     return [("ROC", plots.roc_plot(label, score, args.get("name", args["label"])))]
+
+
+@figure_kind("calibration")
+def calibration(run: Run, pred: pd.DataFrame, args: dict, metrics: dict) -> list[Figure]:
+    """Reliability diagram of a binary target's probability."""
+    label = _label(pred[args["label"]].to_numpy(float), args)
+    prob = pred[args["score"]].to_numpy(float)
+    if len(label) < 2 or not np.isfinite(prob).all():
+        return []
+    return [(f"Reliability: {args.get('name', args['label'])}",
+             plots.reliability_plot(label, prob, args.get("name", args["label"]), int(args.get("bins", 10))))]
 
 
 @figure_kind("forest")

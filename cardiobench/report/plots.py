@@ -206,3 +206,30 @@ def mask_overlays(cases: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]], n
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=7, frameon=False)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
     return to_svg(fig)
+
+
+def reliability_plot(label: np.ndarray, prob: np.ndarray, what: str, bins: int = 10) -> str:
+    """Reliability diagram: observed frequency against mean predicted probability in equal-width bins,
+    each with its Wilson 95 % interval and its count; the Brier score in the title."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    label, prob = np.asarray(label).astype(int), np.asarray(prob, float)
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(prob, edges[1:-1]), 0, bins - 1)
+    fig, (ax, hx) = plt.subplots(2, 1, figsize=(3.6, 4.2), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--", label="perfect calibration")
+    xs, ys, lo, hi, ns = [], [], [], [], []
+    for b in range(bins):
+        m = which == b
+        if m.any():
+            k, n = int(label[m].sum()), int(m.sum())
+            low, high = proportion_confint(k, n, method="wilson")
+            xs.append(prob[m].mean()), ys.append(k / n), lo.append(k / n - low), hi.append(high - k / n)
+            ns.append(n)
+    ax.errorbar(xs, ys, yerr=[lo, hi], fmt="o-", color="tab:blue", ms=4, lw=1, capsize=2, label="observed (Wilson 95 %)")
+    brier = float(np.mean((prob - label) ** 2))
+    ax.set(ylabel="observed frequency", title=f"Reliability: {what} (Brier {brier:.3f})", xlim=(0, 1), ylim=(-0.02, 1.02))
+    ax.legend(loc="upper left", fontsize=7, frameon=False)
+    hx.bar((edges[:-1] + edges[1:]) / 2, np.bincount(which, minlength=bins), width=1 / bins * 0.9, color="0.6")
+    hx.set(xlabel="predicted probability", ylabel="volumes")
+    return to_svg(fig)

@@ -1,0 +1,146 @@
+"""Task ct_cardiac: LVEF regression and aortic-stenosis detection from non-gated chest CT.
+
+Protocol: the splits of labels.csv (train/val/test); every volume through Merlin's preprocessing
+once (decode-once cache, float16); a two-headed 3D network (``{"lvef", "as_logit"}``) trained
+with MSE on the standardised LVEF (TRAIN mean/SD) plus BCE on aortic stenosis, weighted 1:1 or by
+learned homoscedastic uncertainty (Kendall et al. 2018); the epoch with the lowest validation loss
+kept. The AS threshold is the one maximising Youden's J on VAL; it rides along in the TEST rows
+(``as_threshold``) so sensitivity and specificity are computed from predictions.csv alone.
+"""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
+from tqdm.auto import tqdm
+
+from ..data import ct_echo, source as data_source
+from ..data.source import DataSource, report_problems
+from ..data.volumes import VolumeDataset
+from ..errors import CardiobenchError, DataError
+from ..io import write_text
+from ..runs import Run
+from .base import Task, TaskData, register_task
+
+log = logging.getLogger("cardiobench")
+OUTPUT_COLUMNS = ["sample_id", "patient_id", "split", "lvef", "lvef_pred", "aortic_stenosis", "as_prob", "as_threshold"]
+
+
+class UncertaintyWeighted(nn.Module):
+    """A two-task model whose losses are weighted by learned log-variances (Kendall, Gal & Cipolla,
+    CVPR 2018): ``sum_i exp(-s_i) L_i + s_i``, the seed's "dynamic loss weight adjustment"."""
+
+    def __init__(self, net: nn.Module, tasks: int = 2):
+        super().__init__()
+        self.net = net
+        self.log_vars = nn.Parameter(torch.zeros(tasks))
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.net(x)
+
+
+def youden_threshold(label: np.ndarray, prob: np.ndarray) -> float:
+    """The probability threshold maximising sensitivity + specificity - 1 (ties: the lowest)."""
+    from sklearn.metrics import roc_curve
+
+    label = np.asarray(label).astype(int)
+    if not 0 < label.sum() < len(label):
+        return 0.5
+    fpr, tpr, thr = roc_curve(label, prob)
+    j = tpr - fpr
+    return float(min(1.0, thr[int(np.argmax(j))]))
+
+
+@register_task("ct_cardiac")
+class CTCardiac(Task):
+    def datasets(self, cfg: DictConfig, run: Run, source: DataSource) -> TaskData:
+        samples, problems = ct_echo.index(source.root)
+        image = OmegaConf.to_container(cfg.image, resolve=True)
+        arrays, load_problems = data_source.load(cfg, list(samples.sample_id), list(samples.path), image)
+        report_problems(run.path, [*problems, *load_problems])
+        ok = np.array([a is not None for a in arrays], dtype=bool)
+        samples, arrays = samples[ok].reset_index(drop=True), [a for a in arrays if a is not None]
+        write_text(run.path / "split.csv", samples[["sample_id", "patient_id", "split", "line"]].to_csv(index=False))
+        by = {k: np.flatnonzero(samples.split.to_numpy() == k) for k in ("TRAIN", "VAL", "TEST")}
+        for k, v in by.items():
+            if len(v) == 0:
+                raise DataError(f"{source.root}: no usable {k} volumes after validation")
+        lvef = samples.lvef.to_numpy(float)
+        mean, sd = float(lvef[by["TRAIN"]].mean()), float(lvef[by["TRAIN"]].std() or 1.0)
+        z = (lvef - mean) / sd
+
+        def dataset(idx: np.ndarray, train: bool) -> VolumeDataset:
+            return VolumeDataset([arrays[i]["image"] for i in idx],
+                                 {"lvef_z": z[idx], "as": samples.aortic_stenosis.to_numpy(float)[idx]},
+                                 label_weighted=train and bool(cfg.sampling.label_weighted), balance_on="as",
+                                 seed=int(cfg.seed))
+
+        shape = arrays[0]["image"].shape
+        log.info("%d/%d/%d TRAIN/VAL/TEST volumes of %s voxels; TRAIN LVEF %.1f +/- %.1f %%, AS %d/%d",
+                 len(by["TRAIN"]), len(by["VAL"]), len(by["TEST"]), "x".join(map(str, shape)), mean, sd,
+                 int(samples.aortic_stenosis.to_numpy()[by["TRAIN"]].sum()), len(by["TRAIN"]))
+        return TaskData(dataset(by["TRAIN"], True), dataset(by["VAL"], False),
+                        dict(samples=samples, by=by, lvef_mean=mean, lvef_sd=sd,
+                             eval={k: dataset(v, False) for k, v in by.items() if k != "TRAIN"}))
+
+    def build_model(self, cfg: DictConfig, data: TaskData) -> nn.Module:
+        net = super().build_model(cfg, data)
+        return UncertaintyWeighted(net) if cfg.multitask.learned_weights else net
+
+    def loss(self, cfg: DictConfig):
+        if cfg.train.loss != "multitask":
+            raise CardiobenchError(f"task ct_cardiac trains with train.loss=multitask (MSE + BCE), not {cfg.train.loss!r}")
+        return dict(lvef=float(cfg.multitask.lvef_weight), aortic_stenosis=float(cfg.multitask.as_weight))
+
+    def training_step(self, model: nn.Module, batch: dict, loss_fn: dict) -> torch.Tensor:
+        out = model(batch["x"])
+        losses = torch.stack([F.mse_loss(out["lvef"].float().view(-1), batch["lvef_z"].float()),
+                              F.binary_cross_entropy_with_logits(out["as_logit"].float().view(-1), batch["as"].float())])
+        s = getattr(model, "log_vars", None)
+        if s is not None:  # learned weighting: exp(-s) L + s per task
+            return (torch.exp(-s) * losses + s).sum()
+        return losses[0] * loss_fn["lvef"] + losses[1] * loss_fn["aortic_stenosis"]
+
+    @torch.no_grad()
+    def _outputs(self, model: nn.Module, ds: VolumeDataset, device: str, batch: int, desc: str,
+                 progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        model.eval()
+        z, logit = [], []
+        for i in tqdm(range(0, len(ds), batch), desc=desc, unit="batch", disable=not progress):
+            x = torch.stack([ds[j]["x"] for j in range(i, min(i + batch, len(ds)))]).to(device)
+            out = model(x)
+            z.append(out["lvef"].float().view(-1).cpu())
+            logit.append(out["as_logit"].float().view(-1).cpu())
+        return torch.cat(z).numpy(), torch.sigmoid(torch.cat(logit)).numpy()
+
+    def validation_metrics(self, model: nn.Module, data: TaskData, device: str) -> dict[str, float]:
+        """``val_mae`` (LVEF points) and ``val_as_auc`` of the VAL volumes."""
+        from ..stats import auc
+
+        ds = data.info["eval"]["VAL"]
+        z, prob = self._outputs(model, ds, device, 4, "validate")
+        lvef = data.info["lvef_mean"] + data.info["lvef_sd"] * z
+        true = data.info["lvef_mean"] + data.info["lvef_sd"] * ds.targets["lvef_z"]
+        y = ds.targets["as"].astype(int)
+        out = {"val_mae": float(np.abs(lvef - true).mean())}
+        if 0 < y.sum() < len(y):
+            out["val_as_auc"] = float(auc(y, prob))
+        return out
+
+    def predict(self, cfg: DictConfig, run: Run, model: nn.Module, data: TaskData, device: str) -> pd.DataFrame:
+        samples, by = data.info["samples"], data.info["by"]
+        batch = max(1, int(cfg.train.batch_size))
+        _, val_prob = self._outputs(model, data.info["eval"]["VAL"], device, batch, "predict VAL", cfg.progress)
+        threshold = youden_threshold(samples.aortic_stenosis.to_numpy()[by["VAL"]], val_prob)
+        split = cfg.task.split
+        z, prob = self._outputs(model, data.info["eval"][split], device, batch, f"predict {split}", cfg.progress)
+        rows = samples.iloc[by[split]][["sample_id", "patient_id", "split", "lvef", "aortic_stenosis"]].copy()
+        rows["lvef_pred"] = data.info["lvef_mean"] + data.info["lvef_sd"] * z
+        rows["as_prob"], rows["as_threshold"] = prob, threshold
+        log.info("aortic stenosis: VAL Youden threshold %.3f", threshold)
+        return rows[OUTPUT_COLUMNS].reset_index(drop=True)
