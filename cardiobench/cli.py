@@ -282,7 +282,14 @@ def cmd_data_cache(args: argparse.Namespace, fmt) -> int:
         raise CardiobenchError(f"{root}: not a folder")
     samples, index_problems = fmt.index(root)
     section = cfg.get("clip") or cfg.get("image") or {}
-    size = args.size or int(section.get("size"))
+    if args.size:
+        size = args.size
+    elif "size" in section:
+        size = int(section.get("size"))
+    else:  # a whole preprocessing section (chest CT: spacing, HU window, shape)
+        from omegaconf import OmegaConf
+
+        size = OmegaConf.to_container(section, resolve=True)
     config = fmt.preprocess_config(size)
     cache = ArrayCache(args.cache_dir or cfg.data.cache_dir, args.format, config, lambda p: fmt.preprocess(p, config))
     t0 = time.time()
