@@ -126,7 +126,7 @@ def test_full_size_medvae_4_1_3d_builds():
     n = sum(p.numel() for p in ae.parameters())
     print(f"medvae_autoencoder() (medvae_4_1_3d): {n:,} parameters")
     assert ae.downsample_factor == 4 and ae.quant_conv_mu.out_channels == 1
-    assert 1.3e8 < n < 1.6e8
+    assert n == 142_291_848  # MONAI 1.6 AutoencoderKL in this layout (MedVAE's own, with LDM's decoder, differs)
     attn = [m for m in ae.modules() if isinstance(m, SpatialAttentionBlock)]
     assert len(attn) == 2 and all(a.norm.num_channels == 512 for a in attn)
     assert {m.num_groups for m in ae.modules() if isinstance(m, torch.nn.GroupNorm)} == {32}

@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import sys
-import tempfile
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +32,7 @@ from ..errors import DataError
 from . import module_format, nifti
 from .nifti import FileProblem as _FileProblem, Volume as _Volume, rel_path as _rel
 from .problems import Problem
-from .twins import acdc_phantom
+from .twins import acdc_phantom, map_jobs, twin_folder
 
 NAME = "acdc"
 TWIN_VERSION = 1  # bump when the phantom changes: it is part of the twin's cache key
@@ -479,14 +477,7 @@ def synthesize(out: str | os.PathLike, n: int = 150, seed: int = 0, workers: int
     continue), groups DCM, HCM, MINF, NOR, RV in turn; deterministic for ``(n, seed)`` whatever
     ``workers`` (one SeedSequence child per patient; gzip without time stamps).
     """
-    out = Path(out)
-    if n < 1:
-        raise DataError(f"{out}: a twin needs at least one patient (n={n})")
-    if out.exists():
-        raise DataError(f"{out}: already exists; remove it or choose another --out")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-    try:
+    with twin_folder(out, n) as tmp:
         n_train = int(round(2 * n / 3))
         (tmp / "MANDATORY_CITATION.md").write_text(_CITATION_TEXT)
         for subset in SUBSETS:
@@ -496,17 +487,7 @@ def synthesize(out: str | os.PathLike, n: int = 150, seed: int = 0, workers: int
         groups = acdc_phantom.GROUPS
         jobs = [(i + 1, s, groups[i % len(groups)], str(tmp / ("training" if i < n_train else "testing")))
                 for i, s in enumerate(seqs)]
-        desc = "synthesize ACDC twin"
-        if workers > 1:
-            with ProcessPoolExecutor(min(workers, n)) as pool:
-                list(tqdm(pool.map(_twin_patient, jobs), total=n, desc=desc, disable=not progress, unit="patient"))
-        else:
-            for j in tqdm(jobs, desc=desc, disable=not progress, unit="patient"):
-                _twin_patient(j)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        map_jobs(_twin_patient, jobs, workers, "synthesize ACDC twin", "patient", progress)
     return out
 
 

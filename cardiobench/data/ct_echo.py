@@ -18,10 +18,7 @@ stored once in the decode-once cache as float16.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
-import tempfile
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -33,6 +30,7 @@ from ..errors import DataError
 from . import module_format, nifti
 from .nifti import FileProblem
 from .problems import Problem
+from .twins import map_jobs, twin_folder
 
 NAME = "ct_echo"
 TWIN_VERSION = 1  # bump when the phantom changes: it is part of the twin's cache key
@@ -282,28 +280,12 @@ def synthesize(out: str | os.PathLike, n: int = 120, seed: int = 0, workers: int
     each phantom (LVEF from its ED/ES geometry, aortic stenosis from the valve calcium in its voxels);
     deterministic for ``(n, seed)`` whatever ``workers``. ``fov``: ``cardiac`` (a heart-centred
     reconstruction, the CPU smoke size) or ``chest`` (the full chest, the paper size)."""
-    out = Path(out)
-    if n < 1:
-        raise DataError(f"{out}: a twin needs at least one patient (n={n})")
-    if out.exists():
-        raise DataError(f"{out}: already exists; remove it or choose another --out")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-    try:
+    with twin_folder(out, n) as tmp:
         (tmp / IMAGES).mkdir()
         jobs = [(i + 1, s, str(tmp), fov, split)
                 for i, (s, split) in enumerate(zip(np.random.SeedSequence(seed).spawn(n), twin_splits(n)))]
-        desc = "synthesize chest-CT twin"
-        if workers > 1:
-            with ProcessPoolExecutor(min(workers, n)) as pool:
-                rows = list(tqdm(pool.map(_twin_volume, jobs), total=n, desc=desc, disable=not progress, unit="volume"))
-        else:
-            rows = [_twin_volume(j) for j in tqdm(jobs, desc=desc, disable=not progress, unit="volume")]
+        rows = map_jobs(_twin_volume, jobs, workers, "synthesize chest-CT twin", "volume", progress)
         pd.DataFrame(rows, columns=[*REQUIRED, "sex", "agatston"]).to_csv(tmp / LABELS, index=False)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 

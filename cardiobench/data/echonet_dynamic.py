@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 import sys
-import tempfile
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,7 +29,7 @@ from tqdm.auto import tqdm
 from ..errors import DataError
 from . import module_format
 from .problems import Problem
-from .twins import echo_phantom
+from .twins import echo_phantom, map_jobs, twin_folder
 from .video import read_avi, write_avi
 
 NAME = "echonet_dynamic"
@@ -292,21 +290,11 @@ def synthesize(out: str | os.PathLike, n: int = 500, seed: int = 0, split: tuple
     Deterministic for a given ``(n, seed)``, whatever ``workers``. EF, ESV and EDV in FileList.csv
     are measured from the traced chords by the method of disks.
     """
-    out = Path(out)
-    if out.exists():
-        raise DataError(f"{out}: already exists; remove it or choose another --out")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-    try:
+    with twin_folder(out, n) as tmp:
         (tmp / VIDEOS).mkdir()
         seqs = np.random.SeedSequence(seed).spawn(n)
         jobs = [(i, s, str(tmp / VIDEOS)) for i, s in enumerate(seqs)]
-        if workers > 1:
-            with ProcessPoolExecutor(workers) as pool:
-                results = list(tqdm(pool.map(_twin_video, jobs, chunksize=4), total=n, desc="synthesize echo twin",
-                                    disable=not progress, unit="video"))
-        else:
-            results = [_twin_video(j) for j in tqdm(jobs, desc="synthesize echo twin", disable=not progress, unit="video")]
+        results = map_jobs(_twin_video, jobs, workers, "synthesize echo twin", "video", progress, chunksize=4)
         order = np.random.default_rng(seed).permutation(n)
         n_train, n_val = int(round(split[0] * n)), int(round(split[1] * n))
         splits = np.empty(n, dtype=object)
@@ -317,10 +305,6 @@ def synthesize(out: str | os.PathLike, n: int = 500, seed: int = 0, split: tuple
         flist["Split"] = splits
         flist.to_csv(tmp / FILELIST, index=False)
         pd.DataFrame([t for _, ts in results for t in ts], columns=TRACING_HEADER).to_csv(tmp / TRACINGS, index=False)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
