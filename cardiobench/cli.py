@@ -234,8 +234,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         tol = args.tolerance
         if tol is None and ref_path.is_file():
             tol = json.loads(ref_path.read_text()).get("tolerance")
-        cmd = (f"cardiobench run --task {run.config().task.name} --run-dir runs/ref && cardiobench check runs/ref "
-               f"--reference {args.reference} --write-reference")
+        rcfg = run.config()
+        cmd = (f"cardiobench run --task {rcfg.task.name} --baseline {rcfg.baseline.name} --run-dir runs/ref && "
+               f"cardiobench check runs/ref --reference {args.reference} --write-reference")
         ref = write_reference(run, ref_path, tol, cmd)
         print(f"wrote {ref_path} and {ref['predictions']}: {ref['metric']} {ref['value']:.4g} "
               f"[{ref['low']:.4g}, {ref['high']:.4g}], tolerance {ref['tolerance']:g}")

@@ -21,10 +21,11 @@ from tqdm.auto import tqdm
 
 from ..data import ct_echo, source as data_source
 from ..data.source import DataSource, report_problems
-from ..data.volumes import VolumeDataset
+from ..data.volumes import VolumeDataset, volume_augmentation
 from ..errors import CardiobenchError, DataError
 from ..io import write_text
 from ..runs import Run
+from . import ct_latents
 from .base import Task, TaskData, register_task
 
 log = logging.getLogger("cardiobench")
@@ -74,14 +75,25 @@ class CTCardiac(Task):
         mean, sd = float(lvef[by["TRAIN"]].mean()), float(lvef[by["TRAIN"]].std() or 1.0)
         z = (lvef - mean) / sd
 
+        volumes = [a["image"] for a in arrays]
+        if cfg.autoencoder is not None:  # ct_medvae_latent: stage 2 trains on the autoencoder's latents
+            from ..app import pick_device
+
+            device = pick_device(cfg.profile)
+            ae = ct_latents.autoencoder(cfg, run, [volumes[i] for i in by["TRAIN"]], [volumes[i] for i in by["VAL"]],
+                                        device)
+            volumes = ct_latents.latents(cfg, ae, list(samples.sample_id), list(samples.path), volumes, device)
+
+        augment = volume_augmentation(**OmegaConf.to_container(cfg.augment, resolve=True))
+
         def dataset(idx: np.ndarray, train: bool) -> VolumeDataset:
-            return VolumeDataset([arrays[i]["image"] for i in idx],
+            return VolumeDataset([volumes[i] for i in idx],
                                  {"lvef_z": z[idx], "as": samples.aortic_stenosis.to_numpy(float)[idx]},
                                  label_weighted=train and bool(cfg.sampling.label_weighted), balance_on="as",
-                                 seed=int(cfg.seed))
+                                 seed=int(cfg.seed), augment=augment if train else None)
 
-        shape = arrays[0]["image"].shape
-        log.info("%d/%d/%d TRAIN/VAL/TEST volumes of %s voxels; TRAIN LVEF %.1f +/- %.1f %%, AS %d/%d",
+        shape = volumes[0].shape
+        log.info("%d/%d/%d TRAIN/VAL/TEST inputs of %s values; TRAIN LVEF %.1f +/- %.1f %%, AS %d/%d",
                  len(by["TRAIN"]), len(by["VAL"]), len(by["TEST"]), "x".join(map(str, shape)), mean, sd,
                  int(samples.aortic_stenosis.to_numpy()[by["TRAIN"]].sum()), len(by["TRAIN"]))
         return TaskData(dataset(by["TRAIN"], True), dataset(by["VAL"], False),
