@@ -234,7 +234,8 @@ def fit(model: nn.Module, train_ds: Dataset, val_ds: Dataset, cfg: TrainConfig, 
     epoch, so a run killed at any moment resumes from its last finished epoch with ``resume``.
     Each epoch's shuffling and clip sampling are seeded from ``(seed, epoch)``, which makes a
     resumed run identical to an uninterrupted one. ``val_metrics(model)`` adds a task's validation
-    numbers (e.g. ``val_dice``) to each epoch's record, for ``select_by``.
+    numbers (e.g. ``val_dice``) to each epoch's record, for ``select_by``; when they include
+    ``val_loss`` (the same loss as training, over VAL) the loader's own validation pass is skipped.
     """
     if cfg.select_mode not in ("min", "max"):
         raise ValueError(f"select_mode must be 'min' or 'max', not {cfg.select_mode!r}")
@@ -279,10 +280,11 @@ def fit(model: nn.Module, train_ds: Dataset, val_ds: Dataset, cfg: TrainConfig, 
         record = dict(epoch=epoch + 1, train_loss=train_loss)
         validate = (epoch + 1) % max(cfg.val_every, 1) == 0 or epoch + 1 == cfg.epochs
         if validate:
-            record["val_loss"] = run_epoch(model, val_loader, loss_fn, cfg, None, f"epoch {epoch + 1}/{cfg.epochs} val",
-                                           step=step)
-            if val_metrics is not None:
-                record.update(val_metrics(model))
+            extra = val_metrics(model) if val_metrics is not None else {}
+            # a task whose own validation pass already yields the loss spares the loader a second pass
+            record["val_loss"] = extra.pop("val_loss") if "val_loss" in extra else run_epoch(
+                model, val_loader, loss_fn, cfg, None, f"epoch {epoch + 1}/{cfg.epochs} val", step=step)
+            record.update(extra)
         if validate and key not in record:
             raise ValueError(f"train.select_by={key!r} is not a validation number of this task "
                              f"(it has {', '.join(k for k in record if k.startswith('val'))})")

@@ -58,7 +58,8 @@ def test_tissue_hounsfield_units(case):
     blood = np.median(hu[es])  # the ES cavity is blood all cycle long
     assert blood > 200 and abs(blood - ph.blood_hu) < 25
     assert abs(C.blood_pool_hu(ph, hu) - ph.blood_hu) < 25
-    assert np.percentile(hu, 1) < -950  # air outside the body
+    # a tight cardiac reconstruction lies inside the body (air is checked on the chest fov): fat is there
+    assert ((hu > -150) & (hu < -50)).mean() > 0.005
     assert hu.max() > 600  # cortical bone
     assert 250 <= ph.blood_hu <= 350 and 10 <= ph.noise_hu <= 20
 
@@ -164,8 +165,8 @@ def test_sizes_imply_speed(case):
     ph, _, _, _, seconds = case
     print(f"cardiac-fov render: {seconds:.2f} s for {ph.shape}")
     for p in (C.sample(np.random.default_rng(s), "cardiac") for s in range(30)):
-        assert p.shape[:2] == (256, 256) and 40 <= p.shape[2] <= 80
-        assert 175 <= 256 * p.spacing[0] <= 235 and 125 <= p.shape[2] * p.spacing[2] <= 165
+        assert p.shape[:2] == (192, 192) and 40 <= p.shape[2] <= 80 and 0.7 <= p.spacing[0] <= 0.9
+        assert 134 <= 192 * p.spacing[0] <= 173 and 125 <= p.shape[2] * p.spacing[2] <= 165
     for p in (C.sample(np.random.default_rng(s), "chest") for s in range(30)):
         assert p.shape[:2] == (512, 512) and p.shape[2] * p.spacing[2] >= 200
         assert 0.6 <= p.spacing[0] <= 0.9 and 1.5 <= p.spacing[2] <= 3.0

@@ -33,7 +33,7 @@ from .problems import Problem
 from .twins import map_jobs, twin_folder
 
 NAME = "ct_echo"
-TWIN_VERSION = 1  # bump when the phantom changes: it is part of the twin's cache key
+TWIN_VERSION = 2  # bump when the phantom changes: it is part of the twin's cache key
 LABELS = "labels.csv"
 IMAGES = "images"
 REQUIRED = ["patient_id", "image", "lvef", "aortic_stenosis", "split"]
@@ -251,12 +251,15 @@ def _twin_volume(args: tuple[int, np.random.SeedSequence, str, str, str]) -> dic
     rng = np.random.default_rng(seq)
     hu, affine, measured = ct_phantom.patient(rng, fov=fov)
     pid = f"CT{number:04d}"
-    kind = number % 4  # the stored types a user meets: int16, uint16 as HU + 1024, float32; .nii and .nii.gz
+    # the stored types a user meets: int16 and uint16 as HU + 1024 (scl_inter), float32, .nii and .nii.gz;
+    # the float volumes hold whole HU (as converted from DICOM's integers) and uncompressed .nii is one
+    # volume in eight, both because noisy float or raw voxels would triple the twin's size on disk
+    kind = number % 8
     zooms = tuple(float(z) for z in np.linalg.norm(affine[:3, :3], axis=0))
-    if kind == 1:
+    if kind in (1, 5):
         name, data, si = f"{pid}.nii.gz", np.clip(np.round(hu + 1024), 0, 65535).astype(np.uint16), (1.0, -1024.0)
-    elif kind == 2:
-        name, data, si = f"{pid}.nii.gz", hu.astype(np.float32), None
+    elif kind in (2, 6):
+        name, data, si = f"{pid}.nii.gz", np.round(hu).astype(np.float32), None
     elif kind == 3:
         name, data, si = f"{pid}.nii", np.clip(np.round(hu), -32768, 32767).astype(np.int16), (1.0, 0.0)
     else:

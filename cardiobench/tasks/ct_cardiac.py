@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
+from scipy.special import expit
 from tqdm.auto import tqdm
 
 from ..data import ct_echo, source as data_source
@@ -55,6 +56,18 @@ def youden_threshold(label: np.ndarray, prob: np.ndarray) -> float:
     fpr, tpr, thr = roc_curve(label, prob)
     j = tpr - fpr
     return float(min(1.0, thr[int(np.argmax(j))]))
+
+
+def multitask_loss(model: nn.Module, lvef_z: torch.Tensor, as_logit: torch.Tensor, lvef_z_true: torch.Tensor,
+                   as_true: torch.Tensor, weights: dict) -> torch.Tensor:
+    """MSE on the standardised LVEF + BCE on aortic stenosis, weighted by ``weights`` or, when the
+    model carries ``log_vars``, by learned uncertainty: ``sum_i exp(-s_i) L_i + s_i``."""
+    losses = torch.stack([F.mse_loss(lvef_z.float().view(-1), lvef_z_true.float().view(-1)),
+                          F.binary_cross_entropy_with_logits(as_logit.float().view(-1), as_true.float().view(-1))])
+    s = getattr(model, "log_vars", None)
+    if s is not None:
+        return (torch.exp(-s) * losses + s).sum()
+    return losses[0] * weights["lvef"] + losses[1] * weights["aortic_stenosis"]
 
 
 @register_task("ct_cardiac")
@@ -97,7 +110,7 @@ class CTCardiac(Task):
                  len(by["TRAIN"]), len(by["VAL"]), len(by["TEST"]), "x".join(map(str, shape)), mean, sd,
                  int(samples.aortic_stenosis.to_numpy()[by["TRAIN"]].sum()), len(by["TRAIN"]))
         return TaskData(dataset(by["TRAIN"], True), dataset(by["VAL"], False),
-                        dict(samples=samples, by=by, lvef_mean=mean, lvef_sd=sd,
+                        dict(samples=samples, by=by, lvef_mean=mean, lvef_sd=sd, loss_weights=self.loss(cfg),
                              eval={k: dataset(v, False) for k, v in by.items() if k != "TRAIN"}))
 
     def build_model(self, cfg: DictConfig, data: TaskData) -> nn.Module:
@@ -111,16 +124,12 @@ class CTCardiac(Task):
 
     def training_step(self, model: nn.Module, batch: dict, loss_fn: dict) -> torch.Tensor:
         out = model(batch["x"])
-        losses = torch.stack([F.mse_loss(out["lvef"].float().view(-1), batch["lvef_z"].float()),
-                              F.binary_cross_entropy_with_logits(out["as_logit"].float().view(-1), batch["as"].float())])
-        s = getattr(model, "log_vars", None)
-        if s is not None:  # learned weighting: exp(-s) L + s per task
-            return (torch.exp(-s) * losses + s).sum()
-        return losses[0] * loss_fn["lvef"] + losses[1] * loss_fn["aortic_stenosis"]
+        return multitask_loss(model, out["lvef"], out["as_logit"], batch["lvef_z"], batch["as"], loss_fn)
 
     @torch.no_grad()
     def _outputs(self, model: nn.Module, ds: VolumeDataset, device: str, batch: int, desc: str,
                  progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Standardised LVEF and the AS logit of every item of ``ds``."""
         model.eval()
         z, logit = [], []
         for i in tqdm(range(0, len(ds), batch), desc=desc, unit="batch", disable=not progress):
@@ -128,18 +137,23 @@ class CTCardiac(Task):
             out = model(x)
             z.append(out["lvef"].float().view(-1).cpu())
             logit.append(out["as_logit"].float().view(-1).cpu())
-        return torch.cat(z).numpy(), torch.sigmoid(torch.cat(logit)).numpy()
+        return torch.cat(z).numpy(), torch.cat(logit).numpy()
 
     def validation_metrics(self, model: nn.Module, data: TaskData, device: str) -> dict[str, float]:
-        """``val_mae`` (LVEF points) and ``val_as_auc`` of the VAL volumes."""
+        """``val_loss`` (the training loss over VAL: the loop then skips its own pass), ``val_mae``
+        (LVEF points) and ``val_as_auc`` of the VAL volumes."""
         from ..stats import auc
 
         ds = data.info["eval"]["VAL"]
-        z, prob = self._outputs(model, ds, device, 4, "validate")
+        z, logit = self._outputs(model, ds, device, 4, "validate")
+        with torch.no_grad():
+            loss = multitask_loss(model, torch.from_numpy(z), torch.from_numpy(logit), torch.from_numpy(ds.targets["lvef_z"]),
+                                  torch.from_numpy(ds.targets["as"]), data.info["loss_weights"])
         lvef = data.info["lvef_mean"] + data.info["lvef_sd"] * z
         true = data.info["lvef_mean"] + data.info["lvef_sd"] * ds.targets["lvef_z"]
         y = ds.targets["as"].astype(int)
-        out = {"val_mae": float(np.abs(lvef - true).mean())}
+        prob = expit(logit)
+        out = {"val_loss": float(loss), "val_mae": float(np.abs(lvef - true).mean())}
         if 0 < y.sum() < len(y):
             out["val_as_auc"] = float(auc(y, prob))
         return out
@@ -147,10 +161,12 @@ class CTCardiac(Task):
     def predict(self, cfg: DictConfig, run: Run, model: nn.Module, data: TaskData, device: str) -> pd.DataFrame:
         samples, by = data.info["samples"], data.info["by"]
         batch = max(1, int(cfg.train.batch_size))
-        _, val_prob = self._outputs(model, data.info["eval"]["VAL"], device, batch, "predict VAL", cfg.progress)
+        _, val_logit = self._outputs(model, data.info["eval"]["VAL"], device, batch, "predict VAL", cfg.progress)
+        val_prob = expit(val_logit)
         threshold = youden_threshold(samples.aortic_stenosis.to_numpy()[by["VAL"]], val_prob)
         split = cfg.task.split
-        z, prob = self._outputs(model, data.info["eval"][split], device, batch, f"predict {split}", cfg.progress)
+        z, logit = self._outputs(model, data.info["eval"][split], device, batch, f"predict {split}", cfg.progress)
+        prob = expit(logit)
         rows = samples.iloc[by[split]][["sample_id", "patient_id", "split", "lvef", "aortic_stenosis"]].copy()
         rows["lvef_pred"] = data.info["lvef_mean"] + data.info["lvef_sd"] * z
         rows["as_prob"], rows["as_threshold"] = prob, threshold

@@ -65,8 +65,9 @@ Gaussian in-plane (sigma 0.4-0.65 mm) and a 3-tap slice-sensitivity profile alon
 Gaussian, added before the PSF and scaled so that its standard deviation after it is ``noise_hu``
 (10-20 HU). Calcium nodules are integrated analytically over each voxel (error functions), so
 small nodules are not missed between thick slices. ``fov="chest"``: the whole chest, 512 x 512 at
-0.6-0.9 mm, 1.5-3 mm slices; ``fov="cardiac"``: a heart-centred reconstruction, 256 x 256 at
-0.7-0.9 mm (180-230 mm), 130-160 mm at 2-3 mm slices. Voxel order (i, j, k) with k the slice axis
+0.6-0.9 mm, 1.5-3 mm slices; ``fov="cardiac"``: a tight heart-centred reconstruction, 192 x 192 at
+0.7-0.9 mm (134-173 mm; the pixel widened where the whole heart and aortic root would not fit),
+130-160 mm at 2-3 mm slices. Voxel order (i, j, k) with k the slice axis
 (inferior -> superior); ``orientation`` 'RAS' (affine diagonal +sx, +sy, +sz) or 'LPS' (-sx, -sy,
 +sz, the array flipped along i and j), the same anatomy in world space either way.
 """
@@ -451,14 +452,14 @@ def sample(rng: np.random.Generator, fov: str = "cardiac") -> CTPhantom:
 
     # ---- acquisition
     if fov == "cardiac":
-        sx = round(u(0.70, 0.90), 4)
-        sz = float(rng.choice([2.0, 2.5, 3.0]))
-        nx = ny = 256
-        nz = int(round(u(130, 160) / sz))
-        c = B + d * 0.5 * L + e2 * 10 + rng.normal(0, 6, 3)
         # keep the whole LV (with its fat) and the valve region inside the volume
         lo = np.minimum(hb_lo - epi_fat, A - 25) - 4
         hi = np.maximum(hb_hi + epi_fat, A + 25) + 4
+        nx = ny = 192
+        sx = round(max(u(0.70, 0.90), float(np.max(hi[:2] - lo[:2])) / (nx - 1) + 1e-3), 4)
+        sz = float(rng.choice([2.0, 2.5, 3.0]))
+        nz = int(round(u(130, 160) / sz))
+        c = B + d * 0.5 * L + e2 * 10 + rng.normal(0, 6, 3)
         half = (np.array([nx, ny, nz]) - 1) / 2 * np.array([sx, sx, sz])
         c = np.clip(c, hi - half, lo + half)
     else:
