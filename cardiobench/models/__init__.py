@@ -29,4 +29,4 @@ def build(name: str, **kwargs) -> nn.Module:
     return _REGISTRY[name](**kwargs)
 
 
-from . import deeplab, i3resnet, medvae, unet, video_resnet, videomae  # noqa: E402,F401  (registers the builders)
+from . import deeplab, fvlm, i3resnet, medvae, text_encoder, unet, video_resnet, videomae  # noqa: E402,F401  (registers the builders)
