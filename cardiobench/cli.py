@@ -292,7 +292,8 @@ def cmd_data_cache(args: argparse.Namespace, fmt) -> int:
 
         size = OmegaConf.to_container(section, resolve=True)
     config = fmt.preprocess_config(size)
-    cache = ArrayCache(args.cache_dir or cfg.data.cache_dir, args.format, config, lambda p: fmt.preprocess(p, config))
+    cache = ArrayCache(args.cache_dir or cfg.data.cache_dir, args.format, config, lambda p: fmt.preprocess(p, config),
+                       getattr(fmt, "companions", None))
     t0 = time.time()
     done, problems = cache.build(list(samples.sample_id), list(samples.path), workers=args.workers)
     dt = time.time() - t0

@@ -107,3 +107,41 @@ def test_undecodable_video_is_a_problem_not_a_crash(data, tmp_path, cached):
 def test_cache_command(twin, tmp_path):
     proc = cli("data", "cache", "echonet_dynamic", str(twin), "--size", "32", "--cache-dir", str(tmp_path), check=True)
     assert "24 sample(s) preprocessed" in proc.stdout and "/s" in proc.stdout
+
+
+def test_an_edited_companion_file_is_decoded_again(tmp_path):
+    """A sample decoded from two files (an image and its mask) is rebuilt when either changes."""
+    (tmp_path / "s").mkdir()
+    image, mask = tmp_path / "s" / "a.npy", tmp_path / "s" / "a_mask.npy"
+    np.save(image, np.arange(6.0))
+    np.save(mask, np.zeros(6, dtype=np.uint8))
+    calls = []
+
+    def two(path):
+        calls.append(path)
+        return {"image": np.load(path), "mask": np.load(path.with_name(path.stem + "_mask.npy"))}, {}
+
+    def companions(path):
+        return [path.with_name(path.stem + "_mask.npy")]
+
+    def cache():
+        return ArrayCache(tmp_path / "c", "toy", {"v": 1}, two, companions)
+
+    assert cache().build(["a"], [image], progress=False) == (1, [])
+    assert cache().build(["a"], [image], progress=False) == (0, [])  # reused
+    np.save(mask, np.ones(6, dtype=np.uint8))
+    os.utime(mask, ns=(1, 1))
+    assert cache().build(["a"], [image], progress=False) == (1, [])
+    assert cache().get("a", image)["mask"].tolist() == [1] * 6
+    assert len(calls) == 2
+    # without companions the same entry is judged on the image alone (and now differs from it: rebuilt)
+    plain = ArrayCache(tmp_path / "c", "toy", {"v": 1}, two)
+    assert plain.build(["a"], [image], progress=False) == (1, [])
+
+
+def test_acdc_names_its_ground_truth_as_the_companion():
+    from cardiobench.data import get_format
+
+    fmt = get_format("acdc")
+    got = fmt.companions("/d/training/patient001/patient001_frame01.nii.gz")
+    assert [str(p) for p in got] == ["/d/training/patient001/patient001_frame01_gt.nii.gz"]

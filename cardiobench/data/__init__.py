@@ -11,6 +11,8 @@ include path or the ``cardiobench.formats`` entry points) provides::
     preprocess(path, config) -> ({name: array}, metadata)    one sample, decoded once
     synthesize(out, n, seed, workers, progress) -> Path      the twin, in exactly the real layout
     normalize_id(text) -> str              sample ids as users write them -> as the index has them
+    companions(path) -> [Path]             optional: the other files a sample is decoded from (its
+                                           ground truth...); editing one refreshes the cached sample
 """
 from __future__ import annotations
 

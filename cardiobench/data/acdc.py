@@ -94,6 +94,11 @@ def _nifti(folder: Path, stem: str) -> Path:
     return plain if not gz.exists() and plain.exists() else gz
 
 
+def companions(image_path: str | os.PathLike) -> list[Path]:
+    """The files besides a frame image that its cached sample is decoded from: its ``_gt``."""
+    return [gt_path_for(image_path)]
+
+
 def gt_path_for(image_path: str | os.PathLike) -> Path:
     """The ground-truth file beside a frame image: ``..._frameXX.nii.gz`` -> ``..._frameXX_gt.nii.gz``."""
     p = Path(image_path)
@@ -348,8 +353,7 @@ def preprocess(path: str | os.PathLike, config: dict) -> tuple[dict[str, np.ndar
 
     The image is clipped to its percentiles and z-scored per volume; every slice (3rd NIfTI axis)
     is resized in-plane to S x S. Metadata: original shape, spacing and affine (to map predictions
-    back). NB: the decode-once cache keys an entry's validity on the image file only (its size and
-    mtime): editing a ``_gt`` file alone does not refresh the cached label; clear the cache then.
+    back). The ``_gt`` file is the frame's cache companion: editing it refreshes the cached label.
     """
     path = Path(path)
     case = read_case(path, gt_path_for(path))
@@ -495,5 +499,5 @@ FORMAT = module_format(
     sys.modules[__name__],
     description=("ACDC short-axis cine MRI: training|testing/patientNNN/{Info.cfg, _4d, _frameXX, _frameXX_gt}.nii.gz "
                  f"({CITATION})"),
-    extras=("split_training", "read_case", "read_mask"),
+    extras=("split_training", "read_case", "read_mask", "companions"),
     default_twin_n=150)  # like the release: 100 training + 50 testing patients

@@ -51,16 +51,28 @@ def _signature(path: Path) -> tuple[int, int]:
     return st.st_size, st.st_mtime_ns
 
 
+def _companion_signatures(paths: Sequence[Path]) -> list[list]:
+    """[path, size, mtime_ns] of each companion file (size and mtime None where it does not exist)."""
+    return [[str(p), *(_signature(p) if p.is_file() else (None, None))] for p in paths]
+
+
 def _crc(a: np.ndarray) -> int:
     return zlib.crc32(memoryview(np.ascontiguousarray(a)).cast("B"))
 
 
 class ArrayCache:
-    """Decode-once store for one format and one preprocessing config."""
+    """Decode-once store for one format and one preprocessing config.
 
-    def __init__(self, cache_dir: str | Path, fmt: str, config: dict, preprocess: Preprocess):
+    An entry is valid while its source file keeps its size and mtime, and so do its ``companions``
+    (the other files one sample is decoded from: a ground-truth mask, a label map, a metadata CSV),
+    so editing any of them preprocesses the sample again.
+    """
+
+    def __init__(self, cache_dir: str | Path, fmt: str, config: dict, preprocess: Preprocess,
+                 companions: Callable[[Path], Sequence[Path]] | None = None):
         self.folder = cache_folder(cache_dir, fmt, config)
         self.config, self.preprocess = config, preprocess
+        self.companions = companions
         self.index_file = self.folder / "index.json"
         try:
             self.index: dict[str, dict] = json.loads(self.index_file.read_text()) if self.index_file.is_file() else {}
@@ -74,9 +86,14 @@ class ArrayCache:
         if e is None or not path.is_file():
             return False
         return ((e["source_size"], e["source_mtime_ns"]) == _signature(path) and e["source"] == str(path)
+                and e.get("companions", []) == self._companions(path)
                 and all((self.folder / a["file"]).is_file() for a in e["arrays"].values()))
 
+    def _companions(self, path: Path) -> list[list]:
+        return _companion_signatures([Path(p) for p in self.companions(path)]) if self.companions else []
+
     def _store(self, name: str, path: Path) -> dict:
+        companions = self._companions(path)  # before decoding: an edit during it is seen next time
         arrays, meta = self.preprocess(path)
         entry = {}
         for key, a in arrays.items():
@@ -85,7 +102,10 @@ class ArrayCache:
                 np.save(tmp, a, allow_pickle=False)
             entry[key] = dict(file=file, shape=list(a.shape), dtype=str(a.dtype), crc32=_crc(a))
         size, mtime = _signature(path)
-        return dict(source=str(path), source_size=size, source_mtime_ns=mtime, arrays=entry, meta=meta)
+        out = dict(source=str(path), source_size=size, source_mtime_ns=mtime, arrays=entry, meta=meta)
+        if companions:
+            out["companions"] = companions
+        return out
 
     def _write_index(self) -> None:
         write_json(self.folder / "config.json", {"config": self.config, "version": CACHE_VERSION})
@@ -151,13 +171,15 @@ class ArrayCache:
 
 
 def load_samples(fmt: str, names: Sequence[str], paths: Sequence[str], config: dict, preprocess: Preprocess,
-                 cache_dir: str | Path | None, workers: int = 2,
-                 progress: bool = True) -> tuple[list[dict[str, np.ndarray] | None], list[Problem]]:
+                 cache_dir: str | Path | None, workers: int = 2, progress: bool = True,
+                 companions: Callable[[Path], Sequence[Path]] | None = None
+                 ) -> tuple[list[dict[str, np.ndarray] | None], list[Problem]]:
     """Each sample's preprocessed arrays (None for those that failed, with their problems): through
     the decode-once cache when ``cache_dir`` is given, else decoded into memory. Each dict also holds
-    the sample's metadata under ``"meta"`` (spacing, original shape...)."""
+    the sample's metadata under ``"meta"`` (spacing, original shape...). ``companions(path)``: the
+    other files a sample is decoded from (see :class:`ArrayCache`)."""
     if cache_dir is not None:
-        cache = ArrayCache(cache_dir, fmt, config, preprocess)
+        cache = ArrayCache(cache_dir, fmt, config, preprocess, companions)
         _, problems = cache.build(names, paths, workers=workers, progress=progress)
         bad = {p.sample for p in problems}
         return [None if n in bad else {**cache.get(n, p), "meta": cache.meta(n)} for n, p in zip(names, paths)], \

@@ -74,7 +74,7 @@ def load(cfg: DictConfig, names: Sequence[str], paths: Sequence[str],
     return load_samples(cfg.task.format, names, paths, fmt.preprocess_config(size),
                         lambda p: fmt.preprocess(p, fmt.preprocess_config(size)),
                         cfg.data.cache_dir if cfg.data.decoded_cache else None, workers=cfg.data.workers,
-                        progress=cfg.progress)
+                        progress=cfg.progress, companions=getattr(fmt, "companions", None))
 
 
 def report_problems(run_path: Path, problems: list[Problem]) -> None:
