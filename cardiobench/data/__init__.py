@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from ..errors import CardiobenchError
 
 BUILTIN = {"echonet_dynamic": "cardiobench.data.echonet_dynamic", "acdc": "cardiobench.data.acdc",
-           "ct_echo": "cardiobench.data.ct_echo"}
+           "ct_echo": "cardiobench.data.ct_echo", "ct_rate": "cardiobench.data.ct_rate"}
 _FORMATS: dict[str, Any] = {}
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import csv
 import os
 import re
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..errors import CardiobenchError, DataError
+from . import ctrate_preprocess, module_format
 from .ct_echo import hu_problem
 from .nifti import FileProblem, Volume, rel_path
 from .problems import Problem
@@ -587,3 +589,28 @@ def verify(root: str | os.PathLike, decode: bool = True, progress: bool = True, 
         found = list(tqdm(pool.map(lambda r: _check_sample(root, r, decode), rows), total=len(rows),
                           desc="verify ct_rate volumes", unit="volume", disable=not progress))
     return problems + [p for ps in found for p in ps]
+
+
+# ----------------------------------------------------------------------------- registration
+
+TWIN_VERSION = 1  # bump when the twin (data/ctrate_twin.py, twins/ctrate_phantom.py) changes: its cache key
+PAPER_IMAGE = ctrate_preprocess.PAPER_IMAGE
+preprocess_config = ctrate_preprocess.preprocess_config
+preprocess = ctrate_preprocess.preprocess
+companions = ctrate_preprocess.companions
+
+
+def synthesize(out: str | os.PathLike, n: int = 160, seed: int = 0, workers: int = 2, progress: bool = True) -> Path:
+    """The CT-RATE twin (:mod:`cardiobench.data.ctrate_twin`) of ``n`` volumes, in this layout."""
+    from .ctrate_twin import synthesize as write_twin
+
+    return write_twin(out, n=n, seed=seed, workers=workers, progress=progress)
+
+
+FORMAT = module_format(
+    sys.modules[__name__],
+    index_files=(*METADATA.values(), *REPORTS.values(), *LABEL_FILES.values()),
+    description="CT-RATE (Hamamci et al.): {train,valid}[_fixed]/<split>_<pid>/<scan>/<volume>.nii.gz + metadata, "
+                "reports and multi-abnormality label CSVs; TotalSegmentator organ masks under masks/",
+    extras=("read_volume", "read_mask", "read_reports", "read_labels", "split_train_val", "companions"),
+    default_twin_n=160)

@@ -26,7 +26,6 @@ from . import nifti
 from .ct_rate import LABEL_FILES, LABELS, MASKS, METADATA, REPORTS
 from .twins import map_jobs, twin_folder
 
-TWIN_VERSION = 1
 SENTENCES = "twin_sentence_organs.json"
 MEASUREMENTS = "twin_measurements.csv"
 INTERCEPT = -1024.0
