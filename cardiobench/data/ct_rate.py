@@ -44,7 +44,7 @@ from tqdm.auto import tqdm
 from ..errors import CardiobenchError, DataError
 from . import ctrate_preprocess, module_format
 from .ct_echo import hu_problem
-from .nifti import FileProblem, Volume, rel_path
+from .nifti import FileProblem, Volume, rel_path, three_d
 from .problems import Problem
 
 NAME = "ct_rate"
@@ -454,10 +454,7 @@ def _read_stored(path: Path, rel: str) -> tuple[np.ndarray, np.ndarray]:
         affine = np.asarray(img.affine, dtype=np.float64)
     except Exception as exc:  # nibabel/gzip raise many types for non-NIfTI or damaged headers
         raise FileProblem(rel, f"truncated or not a readable NIfTI file ({type(exc).__name__}: {exc})") from None
-    if len(shape) == 4 and shape[3] == 1:
-        shape = shape[:3]
-    if len(shape) != 3:
-        raise FileProblem(rel, f"has shape {shape}, expected a 3D volume (X, Y, Z)")
+    shape = three_d(shape, rel)
     try:
         data = np.asanyarray(img.dataobj.get_unscaled()).reshape(shape)
     except Exception as exc:  # EOFError / zlib.error / OSError / ValueError for truncated or corrupt data

@@ -25,6 +25,15 @@ def rel_path(path: str | os.PathLike, root: str | os.PathLike | None) -> str:
     return str(path)
 
 
+def three_d(shape: tuple[int, ...], rel: str) -> tuple[int, ...]:
+    """A volume's (X, Y, Z) shape (a trailing singleton 4th axis dropped); FileProblem if it is not 3D."""
+    if len(shape) == 4 and shape[3] == 1:
+        shape = shape[:3]
+    if len(shape) != 3:
+        raise FileProblem(rel, f"has shape {shape}, expected a 3D volume (X, Y, Z)")
+    return shape
+
+
 class FileProblem(DataError):
     """A DataError that keeps its file (relative) and its problem apart, for verify's report."""
 
@@ -85,10 +94,7 @@ def load(path: str | os.PathLike, root=None, header_only: bool = False, integer:
         raise
     except Exception as exc:  # nibabel/gzip raise many types for non-NIfTI or damaged headers
         raise FileProblem(rel, f"not a readable NIfTI file ({type(exc).__name__}: {exc})") from None
-    if len(shape) == 4 and shape[3] == 1:
-        shape = shape[:3]
-    if len(shape) != 3:
-        raise FileProblem(rel, f"has shape {shape}, expected a 3D volume (X, Y, Z)")
+    shape = three_d(shape, rel)
     if not np.all(np.isfinite(affine)):
         raise FileProblem(rel, "affine has non-finite values (broken header)")
     if header_only:

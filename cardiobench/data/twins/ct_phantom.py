@@ -799,8 +799,9 @@ def _leaflets(ph: CTPhantom, X, Y, Z) -> np.ndarray:
     return sd
 
 
-def _heart_static(ph: CTPhantom, gr: _Grid, vol: np.ndarray) -> None:
-    """Epicardial fat, great vessels, atria, RV, aortic root and cusps (everything but the LV)."""
+def heart_primitives(ph: CTPhantom) -> tuple[_Ellipsoid, _Ellipsoid, _Ellipsoid, _Ellipsoid]:
+    """The heart's static shapes: the LV epicardium at end-diastole (truncated at its base), the RV,
+    and the right and left atria."""
     d, e2 = np.asarray(ph.axis), np.asarray(ph.septal)
     e3 = np.cross(d, e2)
     rows = (_t(d), _t(e2), _t(e3))
@@ -810,7 +811,13 @@ def _heart_static(ph: CTPhantom, gr: _Grid, vol: np.ndarray) -> None:
                      ((_t(-d)), float(ph.trunc * g0["c"])))
     rv = _Ellipsoid(ph.rv[0], rows, ph.rv[1])
     eye = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
-    ra, la = _Ellipsoid(ph.ra[0], eye, ph.ra[1]), _Ellipsoid(ph.la[0], eye, ph.la[1])
+    return epi, rv, _Ellipsoid(ph.ra[0], eye, ph.ra[1]), _Ellipsoid(ph.la[0], eye, ph.la[1])
+
+
+def _heart_static(ph: CTPhantom, gr: _Grid, vol: np.ndarray) -> None:
+    """Epicardial fat, great vessels, atria, RV, aortic root and cusps (everything but the LV)."""
+    epi, rv, ra, la = heart_primitives(ph)
+    d, e2 = np.asarray(ph.axis), np.asarray(ph.septal)
     A, ax = np.asarray(ph.annulus), np.asarray(ph.root_axis)
     sinus = _Capsule(_t(A + ax * 4), _t(A + ax * 16), ph.annulus_r * 1.3, ph.annulus_r * 1.2)
     f = ph.epi_fat

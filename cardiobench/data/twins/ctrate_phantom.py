@@ -290,19 +290,6 @@ def _effusion_sd(ph: cp.CTPhantom, gr: _Grid, side: int, depth: float, taper: fl
     return (slice(None), slice(None), slice(None)), sd.astype(np.float32)
 
 
-def _heart_rim_prims(ph: cp.CTPhantom):
-    d, e2 = np.asarray(ph.axis), np.asarray(ph.septal)
-    e3 = np.cross(d, e2)
-    rows = (_t(d), _t(e2), _t(e3))
-    g0 = ph.lv(0.0)
-    lv_c = ph.apex - d * g0["c"]
-    epi = _Ellipsoid(_t(lv_c), rows, (float(g0["C"]), float(g0["a"]), float(g0["a"])),
-                     (_t(-d), float(ph.trunc * g0["c"])))
-    rv = _Ellipsoid(ph.rv[0], rows, ph.rv[1])
-    eye = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
-    return epi, rv, _Ellipsoid(ph.ra[0], eye, ph.ra[1]), _Ellipsoid(ph.la[0], eye, ph.la[1])
-
-
 # ------------------------------------------------------------------------------ label map
 
 
@@ -379,7 +366,7 @@ def label_map(ph: cp.CTPhantom, design: Design, gr: _Grid, clean: np.ndarray) ->
     st = (_ellipse_sd(X2, Y2, 0, ys, 14, 6) <= 0)[:, :, None] & (Z >= ph.domes[0] - 10) & (Z <= ph.lung_top[0] - 30)
     lab[st] = ID["sternum"]
     # heart and vessels
-    epi, rv, ra, la = _heart_rim_prims(ph)
+    epi, rv, ra, la = cp.heart_primitives(ph)
     f = ph.epi_fat
     lab[_union(shape, gr, [(epi, f), (rv, 3.5 + f), (ra, 3.0), (la, 3.0)])] = ID["heart"]
     veins = [(kind, a, b, r0, r1) for kind, a, b, r0, r1 in tubes if kind == "vein"]
@@ -468,7 +455,7 @@ def _render_clean(ph: cp.CTPhantom, design: Design, gr: _Grid) -> np.ndarray:
     cp._spine(ph, gr, vol)
     cp._ribs(ph, gr, vol)
     if design.pericardial_mm > 0:
-        epi, rv, _, _ = _heart_rim_prims(ph)
+        epi, rv, _, _ = cp.heart_primitives(ph)
         t = design.pericardial_mm
         _paint(vol, gr, epi, 10.0, grow=ph.epi_fat + t)
         _paint(vol, gr, rv, 10.0, grow=3.5 + ph.epi_fat + t)
@@ -698,7 +685,7 @@ def _heart_width(ph: cp.CTPhantom) -> float:
     g = dataclasses.replace(ph, spacing=(sp, sp, sp), shape=tuple(int(v) for v in n), fov_center=_t((lo + hi) / 2),
                             orientation="RAS")
     gr = _Grid(g)
-    epi, rv, ra, la = _heart_rim_prims(g)
+    epi, rv, ra, la = cp.heart_primitives(g)
     f = g.epi_fat
     m = _union(g.shape, gr, [(epi, f), (rv, 3.5 + f), (ra, 3.0), (la, 3.0)])
     best = 0
