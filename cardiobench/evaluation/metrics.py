@@ -287,4 +287,4 @@ class CountSummary:
         return {args.get("rows", "rows"): len(rows), args.get("zero", "zero"): int(none.sum()),
                 args.get("mean", "mean"): float(n[~none].mean()) if (~none).any() else None,
                 "handling": args.get("handling", "")}
-from . import binary_metrics, volume_metrics  # noqa: E402,F401  (register the segmentation-row and binary metrics)
+from . import binary_metrics, multilabel_metrics, volume_metrics  # noqa: E402,F401  (register the row metrics)
