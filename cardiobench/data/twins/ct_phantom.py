@@ -742,21 +742,24 @@ def _spine(ph: CTPhantom, gr: _Grid, vol: np.ndarray) -> None:
         v += inner * (np.float32(canc * 0.8) - v)
 
 
-def _ribs(ph: CTPhantom, gr: _Grid, vol: np.ndarray) -> None:
-    """Ribs: oblique bands on an ellipse in the rib layer, descending anteriorly, cut by each slice."""
-    e = gr.edge
+def rib_band(ph: CTPhantom, gr: _Grid, margin: float = 0.0):
+    """Where the ribs run: the voxel columns (ii, jj) within 4 mm + ``margin`` of the rib layer (an
+    ellipse around the chest cavity, open at the sternum and the spine), and for each column along z
+    the normalised distance ``kk`` to the nearest rib's centre (<= 1 inside a rib), the rib band index
+    ``w`` (rounded: which rib, counted by period), whether the column is costal cartilage (anterior)
+    and whether it is on the patient's right. None when no column is near."""
     a_c, b_c, y_c = ph.cavity
     period, phase, drop, hh = ph.ribs
-    _, r_v, _, _, canc, cort = ph.spine
+    r_v = ph.spine[1]
     X, Y = gr.x[:, None], gr.y[None, :]
     dx, dy = np.broadcast_arrays(X, Y - np.float32(y_c))
     rho = np.sqrt(dx * dx + dy * dy)
     q = np.sqrt(np.square(dx / (a_c + 5)) + np.square(dy / (b_c + 5)))
     dr = rho - rho / np.maximum(q, 1e-6)
-    keep = (np.abs(dr) < 4.0 + 2 * e) & ~((np.abs(dx) < 20) & (dy > 0)) & ~((np.abs(dx) < r_v + 10) & (dy < 0))
+    keep = (np.abs(dr) < 4.0 + margin) & ~((np.abs(dx) < 20) & (dy > 0)) & ~((np.abs(dx) < r_v + 10) & (dy < 0))
     ii, jj = np.nonzero(keep)
     if ii.size == 0:
-        return
+        return None
     drk = dr[ii, jj][:, None]
     sin = (dy / np.maximum(rho, 1e-6))[ii, jj][:, None]
     cart = ((np.abs(dx) < 45) & (dy > 0))[ii, jj][:, None]
@@ -765,6 +768,27 @@ def _ribs(ph: CTPhantom, gr: _Grid, vol: np.ndarray) -> None:
     w = (z - phase + shift) / period
     dz = (w - np.round(w)) * period
     kk = np.sqrt(np.square(drk / 4.0) + np.square(dz / hh))
+    return ii, jj, kk, w, cart, (dx[ii, jj] >= 0)[:, None]
+
+
+def airways_and_soft_tissue(ph: CTPhantom, gr: _Grid, vol: np.ndarray) -> None:
+    """The phantom's soft-tissue tubes (40 HU) and airways (air inside a 60 HU wall)."""
+    for kind, a, b, r0, r1 in ph.tubes:
+        if kind == "tissue":
+            _paint(vol, gr, _Capsule(a, b, r0, r1), 40.0)
+        elif kind == "air":
+            _paint(vol, gr, _Capsule(a, b, r0, r1), 60.0, grow=1.5)
+            _paint(vol, gr, _Capsule(a, b, r0, r1), AIR)
+
+
+def _ribs(ph: CTPhantom, gr: _Grid, vol: np.ndarray) -> None:
+    """Ribs: oblique bands on an ellipse in the rib layer, descending anteriorly, cut by each slice."""
+    e = gr.edge
+    _, _, _, _, canc, cort = ph.spine
+    band = rib_band(ph, gr, 2 * e)
+    if band is None:
+        return
+    ii, jj, kk, _, cart, _ = band
     outer = _soft((kk - 1) * 4.0, e)
     inner = _soft((kk - 0.55) * 4.0, e)
     v = vol[ii, jj, :]
@@ -1041,12 +1065,7 @@ def render(ph: CTPhantom, rng: np.random.Generator) -> tuple[np.ndarray, np.ndar
     _mediastinum(ph, gr, vol)
     _spine(ph, gr, vol)
     _ribs(ph, gr, vol)
-    for kind, a, b, r0, r1 in ph.tubes:
-        if kind == "tissue":
-            _paint(vol, gr, _Capsule(a, b, r0, r1), 40.0)
-        elif kind == "air":
-            _paint(vol, gr, _Capsule(a, b, r0, r1), 60.0, grow=1.5)
-            _paint(vol, gr, _Capsule(a, b, r0, r1), AIR)
+    airways_and_soft_tissue(ph, gr, vol)
     _heart_static(ph, gr, vol)
     _lv_cycle(ph, gr, vol)
     _blobs(gr, ph.spacing, ph.calcium, out=vol)

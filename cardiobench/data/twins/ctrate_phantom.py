@@ -385,27 +385,14 @@ def label_map(ph: cp.CTPhantom, design: Design, gr: _Grid, clean: np.ndarray) ->
 def _rib_labels(ph: cp.CTPhantom, gr: _Grid, lab: np.ndarray) -> None:
     """Ribs (numbered from the apex down, left/right by side) and costal cartilage, as
     :func:`ct_phantom._ribs` draws them."""
-    a_c, b_c, y_c = ph.cavity
-    period, phase, drop, hh = ph.ribs
-    r_v = ph.spine[1]
-    X, Y = gr.x[:, None], gr.y[None, :]
-    dx, dy = np.broadcast_arrays(X, Y - np.float32(y_c))
-    rho = np.sqrt(dx * dx + dy * dy)
-    q = np.sqrt(np.square(dx / (a_c + 5)) + np.square(dy / (b_c + 5)))
-    dr = rho - rho / np.maximum(q, 1e-6)
-    keep = (np.abs(dr) < 4.0) & ~((np.abs(dx) < 20) & (dy > 0)) & ~((np.abs(dx) < r_v + 10) & (dy < 0))
-    ii, jj = np.nonzero(keep)
-    if ii.size == 0:
+    band = cp.rib_band(ph, gr)
+    if band is None:
         return
-    drk = dr[ii, jj][:, None]
-    sin = (dy / np.maximum(rho, 1e-6))[ii, jj][:, None]
-    cart = ((np.abs(dx) < 45) & (dy > 0))[ii, jj][:, None]
-    w = (gr.z[None, :] - phase + drop * (1 + sin) / 2) / period
-    dz = (w - np.round(w)) * period
-    inside = np.sqrt(np.square(drk / 4.0) + np.square(dz / hh)) <= 1
+    ii, jj, kk, w, cart, right = band
+    inside = kk <= 1
+    period, phase = ph.ribs[0], ph.ribs[1]
     m_ref = round((ph.lung_top[0] - 10 - phase) / period)
     number = np.clip(1 + m_ref - np.round(w).astype(int), 1, 12)
-    right = (dx[ii, jj] >= 0)[:, None]
     ids = np.where(cart, ID["costal_cartilages"], np.where(right, RIB_RIGHT, RIB_LEFT) + number).astype(np.uint8)
     cur = lab[ii, jj, :]
     lab[ii, jj, :] = np.where(inside, ids, cur)
@@ -435,12 +422,7 @@ def _render_clean(ph: cp.CTPhantom, design: Design, gr: _Grid) -> np.ndarray:
     for a, b, r0, r1 in ph.lung_vessels:
         _paint(vol, gr, _Capsule(a, b, r0, r1), 0.75 * ph.rv_hu, lung_only=True)
     cp._mediastinum(ph, gr, vol)
-    for kind, a, b, r0, r1 in ph.tubes:
-        if kind == "tissue":
-            _paint(vol, gr, _Capsule(a, b, r0, r1), 40.0)
-        elif kind == "air":
-            _paint(vol, gr, _Capsule(a, b, r0, r1), 60.0, grow=1.5)
-            _paint(vol, gr, _Capsule(a, b, r0, r1), AIR)
+    cp.airways_and_soft_tissue(ph, gr, vol)
     for p in design.hernia:  # wall, fluid, air above the level
         _paint(vol, gr, _prim(p), 40.0, grow=2.0)
     for p in design.hernia:
