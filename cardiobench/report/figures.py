@@ -4,10 +4,15 @@ draws from a run folder alone (predictions of the primary variant, metrics.json,
 Kinds: ``regression`` (predicted vs true, Bland-Altman, ROC below a threshold, error by range),
 ``roc`` (a binary target's ROC), ``calibration`` (its reliability diagram), ``forest`` (per-label AUCs with CIs, multilabel tasks),
 ``segmentation`` (per-sample Dice of each structure, agreement of predicted with true areas),
-``area_curves`` (a few per-frame area curves from an artifact, with their beats).
+``area_curves`` (a few per-frame area curves from an artifact, with their beats),
+``bland_altman`` (clinical indices from predicted and true volumes), ``robustness_heatmap`` (a column per
+artifact x severity), ``mask_overlay`` (true and predicted contours on a slice of three volumes),
+``loss_curves`` (per-organ training and validation loss against epoch, from ``history.csv``),
+``organ_overlays`` (organ label maps over a few image slices, from an ``.npz`` artifact).
 """
 from __future__ import annotations
 
+import zipfile
 from typing import Callable
 
 import numpy as np
@@ -188,3 +193,59 @@ def mask_overlay(run: Run, pred: pd.DataFrame, args: dict, metrics: dict) -> lis
         return []  # the data folder moved or changed: no picture rather than no page
     names = {value: name for name, value in STRUCTURES.items()}
     return [("Predicted vs true contours, mid-ventricular slice", plots.mask_overlays(cases, names))]
+
+
+@figure_kind("loss_curves")
+def loss_curves(run: Run, pred: pd.DataFrame, args: dict, metrics: dict) -> list[Figure]:
+    """Loss per organ against epoch from the run's history (``artifact``, default ``history.csv``: one row per
+    epoch). Organ columns are those named ``<prefix><organ>`` (``prefix`` default ``train_loss_``); when columns
+    ``<val_prefix><organ>`` exist (``val_prefix`` default: ``prefix`` with ``train`` read as ``val``) their
+    curves fill a second panel. An empty cell (an epoch the organ added nothing to) is a gap. No file, no
+    organ column or no value at all: no figure."""
+    file = run.path / args.get("artifact", "history.csv")
+    if not file.is_file():
+        return []
+    try:
+        history = pd.read_csv(file)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, OSError):
+        return []
+    prefix = str(args.get("prefix", "train_loss_"))
+    val_prefix = str(args.get("val_prefix", prefix.replace("train", "val", 1)))
+
+    def curves(pre: str) -> dict[str, np.ndarray]:
+        out = {c[len(pre):]: pd.to_numeric(history[c], errors="coerce").to_numpy(float)
+               for c in history.columns if c.startswith(pre) and len(c) > len(pre)}
+        return {k: v for k, v in out.items() if np.isfinite(v).any()}
+
+    train = curves(prefix)
+    val = curves(val_prefix) if val_prefix != prefix else {}
+    if not train:
+        return []
+    epoch = (pd.to_numeric(history["epoch"], errors="coerce").to_numpy(float) if "epoch" in history
+             else np.arange(1, len(history) + 1, dtype=float))
+    return [("Loss per organ", plots.organ_loss_curves(epoch, train, val or None))]
+
+
+@figure_kind("organ_overlays")
+def organ_overlays(run: Run, pred: pd.DataFrame, args: dict, metrics: dict) -> list[Figure]:
+    """Organ label maps over a few image slices, one panel each, from an ``.npz`` artifact (``artifact``,
+    default ``organ_overlays.npz``) holding ``image`` float [K, H, W] in [0, 1], ``labels`` uint8 [K, H, W]
+    (0 background, ``k`` the ``k``-th organ), ``organs`` (the O organ names) and ``titles`` (the K panel
+    titles). It is read with ``allow_pickle=False``: write the names as unicode arrays
+    (``np.array(names, dtype=str)``), not object arrays. No file, or one not of that form: no figure."""
+    file = run.path / args.get("artifact", "organ_overlays.npz")
+    if not file.is_file():
+        return []
+    try:
+        with np.load(file, allow_pickle=False) as z:
+            image, labels = np.asarray(z["image"], float), np.asarray(z["labels"])
+            organs, titles = [str(o) for o in z["organs"]], [str(t) for t in z["titles"]]
+    except (KeyError, ValueError, OSError, zipfile.BadZipFile):
+        return []
+    if image.ndim == 2:
+        image, labels = image[None], labels[None]
+    if image.ndim != 3 or image.shape != labels.shape or not len(image):
+        return []
+    titles = (titles + [""] * len(image))[:len(image)]
+    return [(args.get("title", "Organ labels"),
+             plots.organ_label_overlays(list(zip(titles, image, labels)), organs))]

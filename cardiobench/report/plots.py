@@ -13,6 +13,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.colors import to_rgb  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 
 from .. import stats  # noqa: E402
 
@@ -232,4 +234,62 @@ def reliability_plot(label: np.ndarray, prob: np.ndarray, what: str, bins: int =
     ax.legend(loc="upper left", fontsize=7, frameon=False)
     hx.bar((edges[:-1] + edges[1:]) / 2, np.bincount(which, minlength=bins), width=1 / bins * 0.9, color="0.6")
     hx.set(xlabel="predicted probability", ylabel="volumes")
+    return to_svg(fig)
+
+
+def _organ_palette(n: int) -> list:
+    """``n`` qualitative colours, the most distinct first: tab10's, then their light tab20 partners, then
+    tab20b's darks and mids (30 before they repeat). Colour ``k - 1`` is organ ``k``'s in every figure."""
+    t20, t20b = plt.get_cmap("tab20").colors, plt.get_cmap("tab20b").colors
+    base = list(t20[0::2]) + list(t20[1::2]) + list(t20b[0::4]) + list(t20b[2::4])
+    return [base[i % len(base)] for i in range(n)]
+
+
+def organ_loss_curves(epoch: np.ndarray, train: dict[str, np.ndarray],
+                      val: dict[str, np.ndarray] | None = None) -> str:
+    """Loss against epoch, one line per organ (NaN epochs left as gaps, each value a dot so a lone epoch
+    shows), training in one panel and, when given, validation in a second; one legend to the right."""
+    names = list(dict.fromkeys([*train, *(val or {})]))
+    colors = _organ_palette(len(names))
+    styles = ["-", "--", ":"]
+    panels = [("train", train)] + ([("validation", val)] if val else [])
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.0 * len(panels), 3.2), squeeze=False, sharey=True)
+    for ax, (what, curves) in zip(axes[0], panels):
+        for i, name in enumerate(names):
+            if name in curves:
+                ax.plot(epoch, curves[name], color=colors[i], ls=styles[(i // 10) % len(styles)], lw=1,
+                        marker="o", ms=2, label=name)
+        ax.set(xlabel="epoch", title=f"{what} loss per organ")
+    axes[0, 0].set_ylabel("loss")
+    handles = [plt.Line2D([], [], color=colors[i], ls=styles[(i // 10) % len(styles)], lw=1, marker="o", ms=2,
+                          label=n) for i, n in enumerate(names)]
+    fig.tight_layout()
+    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=6, frameon=False,
+               ncol=1 if len(names) <= 15 else 2)
+    return to_svg(fig)
+
+
+def organ_label_overlays(panels: list[tuple[str, np.ndarray, np.ndarray]], organs: list[str],
+                         alpha: float = 0.45) -> str:
+    """One panel per slice: the image in grey (values in [0, 1]) under its organ label map (0 background,
+    left clear; ``k`` the colour of ``organs[k - 1]``), and one legend of the organs seen in any panel."""
+    colors = np.array([to_rgb(c) for c in _organ_palette(max(len(organs), 1))])
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.9), squeeze=False)
+    seen: set[int] = set()
+    for ax, (title, image, labels) in zip(axes[0], panels):
+        labels = np.asarray(labels).astype(int)
+        ax.imshow(image, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        inside = (labels > 0) & (labels <= len(organs))
+        rgba = np.zeros((*labels.shape, 4))
+        rgba[inside, :3] = colors[labels[inside] - 1]
+        rgba[inside, 3] = alpha
+        ax.imshow(rgba, interpolation="nearest")
+        seen.update(np.unique(labels[inside]).tolist())
+        ax.set_title(title, fontsize=7)
+        ax.set_axis_off()
+    handles = [Patch(color=colors[k - 1], alpha=alpha, label=organs[k - 1]) for k in sorted(seen)]
+    fig.tight_layout()
+    if handles:
+        fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=6, frameon=False,
+                   ncol=1 if len(handles) <= 15 else 2)
     return to_svg(fig)
