@@ -11,7 +11,7 @@ import pytest
 
 from cardiobench.data import ct_rate, get_format
 from cardiobench.data.cache import ArrayCache
-from cardiobench.data.ctrate_preprocess import classes_inside
+from cardiobench.data.ctrate_preprocess import classes_inside, group_inside
 from cardiobench.data.nifti import FileProblem
 
 from .conftest import cli
@@ -35,14 +35,19 @@ def test_classes_inside_the_crop():
     crop = full[2:8, 2:8, 2:8]   # what a centre crop of 6^3 keeps
     got = classes_inside(full, crop)
     assert got.shape == (256,) and got.dtype == np.uint8
-    assert got[1] == 1 and got[2] == 0 and got[4] == 0
+    assert got[1] == 1 and got[2] == 3 and got[4] == 3
     assert got[5] == 0 and got[0] == 0  # absent; background
     # a scan smaller than the crop (padded): an organ on the scan's own face is cut by its field of view
     small = np.zeros((6, 6, 6), np.uint8)
     small[0:2, 2:4, 2:4] = 3
     small[2:4, 2:4, 2:4] = 1
     got = classes_inside(small, np.pad(small, 2))
-    assert got[3] == 0 and got[1] == 1
+    assert got[3] == 2 and got[1] == 1
+    # groups: the released code's rule accepts a field-of-view cut, the strict one does not
+    assert group_inside(got, [1, 7]) and group_inside(got, [1, 3]) and not group_inside(got, [1, 3], "strict")
+    assert not group_inside(got, [7, 8])  # absent
+    cut = classes_inside(full, crop)
+    assert not group_inside(cut, [1, 2]) and group_inside(cut, [1])
 
 
 def test_registered_and_the_cli_writes_and_verifies_a_clean_twin(twin):
@@ -61,7 +66,7 @@ def test_preprocessed_volume_mask_and_inside_record(twin):
     assert 0.0 <= float(out["image"].min()) and float(out["image"].max()) <= 1.0
     source_ids = set(np.unique(ct_rate.read_mask(twin, row.sample_id)).tolist())
     assert set(np.unique(out["mask"]).tolist()) <= source_ids
-    inside = np.flatnonzero(out["class_inside"])
+    inside = np.flatnonzero(out["class_inside"] == 1)
     assert len(inside) > 5 and set(inside.tolist()) <= set(np.unique(out["mask"]).tolist()) - {0}
     assert meta["spacing"] == pytest.approx([float(row.spacing_x), float(row.spacing_y), float(row.spacing_z)])
 

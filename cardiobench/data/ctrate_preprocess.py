@@ -6,12 +6,14 @@ pad + centre crop to ``shape`` (x, y, z). The paper's crop is 112 slices x 256 (
 352 (left-right) voxels at 1 x 1 x 3 mm; stored here as (x, y, z) = (352, 256, 112), the network
 reading it depth-first.
 
-Besides the arrays, each entry records which TotalSegmentator classes lie *fully* inside the crop
-(``class_inside``, indexed by class id): fVLM counts an organ for a volume only when the whole organ
-is in the crop. A class is inside when it is present and neither the crop nor the scan's own field
-of view cuts it (no voxel lost by the crop, none on a face of the crop or of the resampled scan), so
-an organ group is inside when all its present classes are; the organ groups themselves stay a task
-setting (24 or 4 organs) and do not enter the cache.
+Besides the arrays, each entry records where each TotalSegmentator class lies relative to the crop
+(``class_inside``, indexed by class id; fVLM counts an organ for a volume only when the whole organ is
+in the crop): 0 absent from the scan, 1 whole inside the crop (no voxel lost, none on a face of the
+crop or of the resampled scan), 2 inside the crop but cut by the scan's own field of view (on a face
+of the resampled scan, not of the crop: the aorta, oesophagus and trachea of most chest CTs), 3 cut by
+the crop. fVLM's released code only sees the crop and tests its six faces, so it counts codes 1 and 2;
+the strict reading of the paper counts only 1. Which rule, and the organ groups (24 or 4 organs), stay
+task settings and do not enter the cache (:func:`group_inside`).
 """
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ def preprocess_config(image: Mapping[str, Any] | int) -> dict:
     c = {**PAPER_IMAGE, **{k: image[k] for k in image if k in PAPER_IMAGE}}
     return {"spacing": [float(x) for x in c["spacing"]], "hu_window": [float(x) for x in c["hu_window"]],
             "shape": [int(x) for x in c["shape"]], "dtype": str(c["dtype"]), "masks": bool(c["masks"]),
-            "orientation": "RAS", "pipeline": "fvlm-v1"}
+            "orientation": "RAS", "pipeline": "fvlm-v2"}
 
 
 def dataset_root(path: str | os.PathLike) -> Path:
@@ -84,16 +86,34 @@ def _faces(a: np.ndarray) -> np.ndarray:
     return np.unique(np.concatenate([a[[0, -1]].ravel(), a[:, [0, -1]].ravel(), a[:, :, [0, -1]].ravel()]))
 
 
+INSIDE, FOV_CUT, CROP_CUT = 1, 2, 3  # codes of class_inside (0: absent)
+
+
 def classes_inside(full: np.ndarray, cropped: np.ndarray) -> np.ndarray:
-    """uint8 [N_CLASSES]: 1 for a class present in ``full`` (the resampled scan) that ``cropped`` keeps
-    whole: no voxel lost, none on a face of the crop or of the scan (cut by its field of view)."""
+    """uint8 [N_CLASSES]: per class id, 0 absent from ``full`` (the resampled scan), 1 kept whole by
+    ``cropped`` (no voxel lost, none on a face of the crop or of the scan), 2 kept by the crop but on a
+    face of the scan (cut by its field of view), 3 cut by the crop (voxels lost or on a crop face)."""
     before = np.bincount(full.ravel(), minlength=N_CLASSES)[:N_CLASSES]
     after = np.bincount(cropped.ravel(), minlength=N_CLASSES)[:N_CLASSES]
-    inside = (before > 0) & (after == before)
-    inside[_faces(full)] = False
-    inside[_faces(cropped)] = False
-    inside[0] = False  # background is no organ
-    return inside.astype(np.uint8)
+    code = np.where(before > 0, INSIDE, 0).astype(np.uint8)
+    code[(before > 0) & np.isin(np.arange(N_CLASSES), _faces(full))] = FOV_CUT
+    crop_cut = (before > 0) & (after != before)
+    crop_cut[_faces(cropped)] = True
+    code[crop_cut & (before > 0)] = CROP_CUT
+    code[0] = 0  # background is no organ
+    return code
+
+
+def group_inside(class_inside: np.ndarray, class_ids, rule: str = "crop") -> bool:
+    """Whether an organ group (its class ids) counts for a volume: at least one class present and every
+    present class whole in the crop; ``rule="crop"`` (fVLM's released code) also accepts classes cut
+    only by the scan's field of view, ``rule="strict"`` does not."""
+    if rule not in ("crop", "strict"):
+        raise ValueError(f"organ inside rule must be 'crop' or 'strict', not {rule!r}")
+    codes = np.asarray(class_inside)[list(class_ids)]
+    codes = codes[codes > 0]
+    ok = (INSIDE,) if rule == "strict" else (INSIDE, FOV_CUT)
+    return codes.size > 0 and bool(np.isin(codes, ok).all())
 
 
 def _transforms(config: Mapping[str, Any], keys: list[str]):

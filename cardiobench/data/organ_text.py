@@ -259,6 +259,9 @@ WEAK = (
     _r(r"steatosis|cirrho\w*", "liver"),
     _r(r"diverticul\w*", "colon"),
     _r(r"degenerativ\w*|fractur\w*|stents?", WHOLE_IMAGE),
+    # devices without an organ (CT-RATE's "Medical material"): the whole image carries them
+    _r(r"medical (?:devices?|materials?)|foreign bod(?:y|ies)|metallic|catheters?|chemoports?|ports?|"
+       r"sternotomy|wires?|clips?", WHOLE_IMAGE),
 )
 
 
