@@ -27,7 +27,8 @@ def run_task(task: Task, spec: TaskSpec, cfg: DictConfig, run: Run, source: Data
     log.info("model %s (%.2fM parameters)", cfg.model.name, sum(p.numel() for p in model.parameters()) / 1e6)
     history = fit(model, data.train, data.val, train_config(cfg, device), run.checkpoints, loss_fn=loss_fn,
                   resume=bool(cfg.resume), on_epoch=lambda rec: run.update_manifest(epochs_done=rec["epoch"]),
-                  step=task.training_step, val_metrics=lambda m: task.validation_metrics(m, data, device))
+                  step=task.training_step, val_metrics=lambda m: task.validation_metrics(m, data, device),
+                  collate_fn=data.collate)
     pd.DataFrame(history).to_csv(run.path / "history.csv", index=False)
     rows = task.derive(task.predict(cfg, run, model, data, device), cfg)
     missing = [c for c in [*spec.row_keys, spec.cluster, "split", *spec.targets] if c not in rows.columns]

@@ -57,7 +57,7 @@ def make_loader(ds: Dataset, batch_size: int, shuffle: bool, seed: int, workers:
                       persistent_workers=False, collate_fn=collate_fn)
 
 
-Step = Callable[[nn.Module, dict, Callable], torch.Tensor]
+Step = Callable[[nn.Module, dict, Callable], "torch.Tensor | tuple[torch.Tensor, dict[str, float]]"]
 
 
 def default_step(model: nn.Module, batch: dict, loss_fn: Callable) -> torch.Tensor:
@@ -171,8 +171,12 @@ def train_config(cfg, device: str) -> TrainConfig:
 
 
 def run_epoch(model: nn.Module, loader: DataLoader, loss_fn: Callable, cfg: TrainConfig,
-              optimizer: torch.optim.Optimizer | None, desc: str, scheduler=None, step: Step = default_step) -> float:
+              optimizer: torch.optim.Optimizer | None, desc: str, scheduler=None, step: Step = default_step,
+              parts: dict[str, float] | None = None) -> float:
     """One pass over ``loader``; trains when an optimizer is given. Returns the mean loss per sample.
+
+    A step may return ``(loss, {name: value})``, the loss's components (fVLM's loss per organ): each
+    component's mean per sample, over the batches that had it, is written into ``parts``.
 
     Training steps the optimiser every ``cfg.accumulate`` batches (and at the end), clipping the
     global gradient norm first when ``cfg.grad_clip`` is set; a per-step ``scheduler`` steps with it.
@@ -184,6 +188,7 @@ def run_epoch(model: nn.Module, loader: DataLoader, loss_fn: Callable, cfg: Trai
     # bf16 keeps fp32's exponent range: no loss scaling, so no optimiser steps skipped on overflow.
     scaler = torch.amp.GradScaler(enabled=use_amp and amp_dtype == torch.float16)
     total, n = 0.0, 0
+    part_sums: dict[str, list[float]] = {}
     bar = tqdm(loader, desc=desc, leave=False, disable=not cfg.progress, unit="batch")
     if train:
         optimizer.zero_grad(set_to_none=True)
@@ -192,6 +197,7 @@ def run_epoch(model: nn.Module, loader: DataLoader, loss_fn: Callable, cfg: Trai
             batch = to_device(batch, device)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
                 loss = step(model, batch, loss_fn)
+            loss, components = loss if isinstance(loss, tuple) else (loss, {})
             if train:
                 scaler.scale(loss / cfg.accumulate).backward()
                 if (i + 1) % cfg.accumulate == 0 or i + 1 == len(loader):
@@ -206,7 +212,13 @@ def run_epoch(model: nn.Module, loader: DataLoader, loss_fn: Callable, cfg: Trai
             k = batch_size_of(batch)
             total += loss.item() * k
             n += k
+            for name, value in components.items():
+                acc = part_sums.setdefault(name, [0.0, 0])
+                acc[0] += float(value) * k
+                acc[1] += k
             bar.set_postfix(loss=f"{total / n:.3g}")
+    if parts is not None:
+        parts.update({name: s / c for name, (s, c) in part_sums.items()})
     return total / max(n, 1)
 
 
@@ -272,19 +284,21 @@ def fit(model: nn.Module, train_ds: Dataset, val_ds: Dataset, cfg: TrainConfig, 
         train_loader = make_loader(train_ds, cfg.batch_size, True, cfg.seed * 100_003 + epoch, cfg.num_workers,
                                    collate_fn)
         val_loader = make_loader(val_ds, cfg.batch_size, False, 0, cfg.num_workers, collate_fn)
+        train_parts: dict[str, float] = {}
         train_loss = run_epoch(model, train_loader, loss_fn, cfg, optimizer, f"epoch {epoch + 1}/{cfg.epochs} train",
-                               scheduler if per_step else None, step)
+                               scheduler if per_step else None, step, train_parts)
         train_seconds = time.time() - t0
         if not per_step:
             scheduler.step()
-        record = dict(epoch=epoch + 1, train_loss=train_loss)
+        record = dict(epoch=epoch + 1, train_loss=train_loss, **{f"train_loss_{k}": v for k, v in train_parts.items()})
         validate = (epoch + 1) % max(cfg.val_every, 1) == 0 or epoch + 1 == cfg.epochs
         if validate:
             extra = val_metrics(model) if val_metrics is not None else {}
             # a task whose own validation pass already yields the loss spares the loader a second pass
+            val_parts: dict[str, float] = {}
             record["val_loss"] = extra.pop("val_loss") if "val_loss" in extra else run_epoch(
-                model, val_loader, loss_fn, cfg, None, f"epoch {epoch + 1}/{cfg.epochs} val", step=step)
-            record.update(extra)
+                model, val_loader, loss_fn, cfg, None, f"epoch {epoch + 1}/{cfg.epochs} val", step=step, parts=val_parts)
+            record.update({f"val_loss_{k}": v for k, v in val_parts.items()}, **extra)
         if validate and key not in record:
             raise ValueError(f"train.select_by={key!r} is not a validation number of this task "
                              f"(it has {', '.join(k for k in record if k.startswith('val'))})")

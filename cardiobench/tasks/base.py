@@ -36,6 +36,7 @@ class TaskData:
     train: Dataset
     val: Dataset
     info: dict[str, Any] = field(default_factory=dict)
+    collate: Callable | None = None  # the loaders' collate_fn (None: torch's default)
 
 
 class Task:
@@ -61,8 +62,10 @@ class Task:
             raise CardiobenchError(f"train.loss must be one of {', '.join(LOSSES)}, not {cfg.train.loss!r}")
         return LOSSES[cfg.train.loss]
 
-    def training_step(self, model: nn.Module, batch: dict, loss_fn: Callable) -> torch.Tensor:
-        """One batch's loss: ``loss_fn(model(x), y)`` for a single-output model."""
+    def training_step(self, model: nn.Module, batch: dict, loss_fn: Callable
+                      ) -> torch.Tensor | tuple[torch.Tensor, dict[str, float]]:
+        """One batch's loss: ``loss_fn(model(x), y)`` for a single-output model. A step may also return
+        the loss's components (``(loss, {name: value})``): history.csv gets ``train_loss_<name>``."""
         return loss_fn(model(batch["x"]).squeeze(1).float(), batch["y"])
 
     def validation_metrics(self, model: nn.Module, data: TaskData, device: str) -> dict[str, float]:
