@@ -232,14 +232,16 @@ def fvlm(organs: Sequence[str], img_size: Sequence[int] = PAPER_IMG_SIZE, patch_
          feature_layers: Sequence[int] | None = None, query_heads: int = 4, query_dropout: float = 0.1,
          embed_dim: int = 256, text_hidden_size: int = 768, text_layers: int = 12, text_heads: int = 12,
          text_intermediate_size: int = 3072, vocab_size: int = 30522, max_text_length: int = 512,
-         text_weights: str | None = None, weights: str | None = None) -> FVLM:
+         text_pooling: str = "cls", text_weights: str | None = None, weights: str | None = None) -> FVLM:
     """fVLM with one query per organ of ``organs`` (e.g. ``data.organs`` groups "24" or "4").
 
     Defaults are the paper's (ViT-B on [1, 112, 352, 256] volumes in [Z, X, Y] order, BERT-base text);
     the smoke profile passes small sizes. ``feature_layers``: 0-based ViT blocks whose tokens the organ
     queries read (default :func:`default_feature_layers`). ``vocab_size`` must cover the tokenizer's
     vocabulary. ``text_weights``: a local Hugging Face BERT folder (its own config; the ``text_*`` sizes and
-    ``vocab_size`` are then ignored). ``weights``: a local state dict of the whole model.
+    ``vocab_size`` are then ignored). ``text_pooling``: ``cls`` (fVLM) or ``mean`` (a text encoder
+    trained from random init, see :class:`~cardiobench.models.text_encoder.TextEncoder`). ``weights``: a
+    local state dict of the whole model.
     """
     organs = [str(o) for o in organs]
     if len(set(organs)) != len(organs):
@@ -251,7 +253,7 @@ def fvlm(organs: Sequence[str], img_size: Sequence[int] = PAPER_IMG_SIZE, patch_
     text_sizes = {} if text_weights else dict(
         hidden_size=text_hidden_size, num_hidden_layers=text_layers, num_attention_heads=text_heads,
         intermediate_size=text_intermediate_size, vocab_size=vocab_size, max_position_embeddings=max_text_length)
-    text = bert_text_encoder(embed_dim=embed_dim, weights=text_weights, **text_sizes)
+    text = bert_text_encoder(embed_dim=embed_dim, weights=text_weights, pooling=text_pooling, **text_sizes)
     model = FVLM(vit, organs, img_size, patch_size, layers, embed_dim, text, query_heads, query_dropout)
     return load_local(model, weights)
 

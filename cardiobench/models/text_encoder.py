@@ -193,27 +193,45 @@ def load_bert(folder: str | Path):
     return model
 
 
-class TextEncoder(nn.Module):
-    """BERT, its ``[CLS]`` state projected to ``embed_dim``, L2-normalised (fVLM's ``text_proj``)."""
+POOLINGS = ("cls", "mean")
 
-    def __init__(self, bert: nn.Module, embed_dim: int):
+
+class TextEncoder(nn.Module):
+    """BERT, its ``[CLS]`` state (fVLM) or the mean of its token states projected to ``embed_dim``,
+    L2-normalised (fVLM's ``text_proj``).
+
+    ``pooling="mean"`` is for BERTs trained from random initialisation: there the ``[CLS]`` state hardly
+    depends on the text (cosine similarity 1.000 between unrelated reports at init, measured with a
+    2-layer BERT), so a contrastive loss has nothing to start from and the text side collapses.
+    """
+
+    def __init__(self, bert: nn.Module, embed_dim: int, pooling: str = "cls"):
         super().__init__()
-        self.bert = bert
+        if pooling not in POOLINGS:
+            raise CardiobenchError(f"text pooling must be one of {', '.join(POOLINGS)}, not {pooling!r}")
+        self.bert, self.pooling = bert, pooling
         self.proj = nn.Linear(bert.config.hidden_size, embed_dim)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        cls = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state[:, 0]
-        return F.normalize(self.proj(cls), dim=-1)
+        states = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        if self.pooling == "cls":
+            pooled = states[:, 0]
+        else:
+            m = attention_mask[..., None].to(states.dtype)
+            pooled = (states * m).sum(1) / m.sum(1).clamp_min(1)
+        return F.normalize(self.proj(pooled), dim=-1)
 
 
 @register("bert_text_encoder")
-def bert_text_encoder(embed_dim: int = 256, weights: str | None = None, **sizes) -> TextEncoder:
+def bert_text_encoder(embed_dim: int = 256, weights: str | None = None, pooling: str = "cls",
+                      **sizes) -> TextEncoder:
     """:class:`TextEncoder` from a ``BertConfig`` (``sizes``: its fields, BERT-base by default), or from
-    the local Hugging Face folder ``weights`` (its own config; ``sizes`` must then be empty)."""
+    the local Hugging Face folder ``weights`` (its own config; ``sizes`` must then be empty);
+    ``pooling``: ``cls`` (fVLM) or ``mean`` (see :class:`TextEncoder`)."""
     from transformers import BertModel
 
     if weights:
         if sizes:
             raise CardiobenchError(f"bert_text_encoder: sizes {sorted(sizes)} conflict with the config of {weights}")
-        return TextEncoder(load_bert(weights), embed_dim)
-    return TextEncoder(BertModel(bert_config(**sizes), add_pooling_layer=False), embed_dim)
+        return TextEncoder(load_bert(weights), embed_dim, pooling)
+    return TextEncoder(BertModel(bert_config(**sizes), add_pooling_layer=False), embed_dim, pooling)
