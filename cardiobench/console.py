@@ -16,6 +16,10 @@ def print_metrics(metrics: dict, cfg: DictConfig) -> None:
         ci = f"[{v['low']:.4g}, {v['high']:.4g}]" if v.get("low") is not None else ""
         how = f"{v['level']:.0%} {v.get('method', '')}" if v.get("level") is not None else ""
         print(f"{k:<{w}} {v['value']:>9.4g} {ci:>22}  {how:<16} {v.get('n', '')}")
+    for k, v in metrics.items():  # multilabel metrics: a label with one class in the split has no AUC
+        if isinstance(v, dict):
+            for label in v.get("labels_skipped") or []:
+                print(f"{k}: label {label!r} skipped (fewer than 2 cases or 2 controls in the scored split)")
 
 
 def finish_run(run: Run, cfg: DictConfig) -> None:

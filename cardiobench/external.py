@@ -52,20 +52,22 @@ def read_predictions(path: Path, spec: TaskSpec, expected: pd.DataFrame) -> pd.D
     if not path.is_file():
         raise DataError(f"{path}: predictions file not found")
     key = spec.external.key or spec.row_keys[0]
+    rename = dict(spec.external.rename)
+    file_key = next((c for c, ours in rename.items() if ours == key), key)
     if expected[key].duplicated().any():
         raise DataError(f"{path}: some {spec.split} {key} has several samples, so predictions keyed by {key} are "
                         f"ambiguous")
     try:
-        df = pd.read_csv(path, dtype={key: str})
+        df = pd.read_csv(path, dtype={file_key: str})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: not a readable CSV file ({str(exc).splitlines()[0]})") from None
-    columns = {key: f"the sample's id ({spec.external.note or 'as in the data'})", **spec.external.columns}
+    columns = {file_key: f"the sample's id ({spec.external.note or 'as in the data'})", **spec.external.columns}
     missing = [c for c in columns if c not in df.columns]
     if missing:
         need = "; ".join(f"{k} ({v})" for k, v in columns.items())
         raise DataError(f"{path}: missing column(s) {', '.join(missing)}; a predictions file needs {need}")
     problems = []
-    ids = df[key].fillna("").map(get_format(spec.format).normalize_id)
+    ids = df[file_key].fillna("").map(get_format(spec.format).normalize_id)
     pred_cols = list(spec.external.columns)
     values = df[pred_cols].apply(pd.to_numeric, errors="coerce").to_numpy(float)
     bad = ~np.isfinite(values).all(axis=1)
@@ -89,8 +91,8 @@ def read_predictions(path: Path, spec: TaskSpec, expected: pd.DataFrame) -> pd.D
                         f"{', '.join(absent[:8])}{' ...' if len(absent) > 8 else ''}")
     if problems:
         raise DataError(f"{path}: " + "; ".join(problems))
-    df = df.assign(**{key: ids})[[key, *pred_cols]]
-    df[pred_cols] = values
+    ours = [rename.get(c, c) for c in pred_cols]
+    df = pd.DataFrame(values, columns=ours).assign(**{key: ids.to_numpy()})[[key, *ours]]
     return expected.merge(df, on=key, how="left", validate="one_to_one")
 
 

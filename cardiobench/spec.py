@@ -64,6 +64,8 @@ class ExternalSpec:
     scorer: Optional[str] = None       # masks: "package.module:function(folder, samples, root) -> rows"
     key: Optional[str] = None          # csv: the column naming each row (default: the first row key)
     note: str = ""
+    rename: dict[str, str] = field(default_factory=dict)  # csv: file column -> predictions.csv column
+    #                                    (CT-CLIP's "VolumeName" -> sample_id, "Cardiomegaly" -> cardiomegaly_prob)
 
 
 @dataclass

@@ -69,6 +69,9 @@ def _applies(m: MetricSpec, rows: pd.DataFrame) -> bool:
 
 def _columns_of(args: Mapping[str, Any]) -> list[str]:
     cols = [v for k, v in args.items() if k in ("target", "prediction", "std", "label", "score", "column")]
+    if "labels" in args:  # multilabel metrics: each label's 0/1 column and its score column
+        suffix = args.get("score_suffix", "_prob")
+        cols += [c for label in args["labels"] for c in (label, f"{label}{suffix}")]
     return [c for c in cols if isinstance(c, str)]
 
 
