@@ -112,7 +112,7 @@ class RootSchema:
     model: Any = None
     # Task-owned sections: declared here so the struct config accepts them; their defaults live in
     # the task spec's config_defaults (clip: echo clips; augment, split: ACDC; multitask, sampling,
-    # autoencoder: chest CT).
+    # autoencoder: chest CT; organs, text, zero_shot, overlays: CT-RATE).
     clip: Any = None
     image: Any = None
     eval: Any = None
@@ -121,6 +121,10 @@ class RootSchema:
     multitask: Any = None
     sampling: Any = None
     autoencoder: Any = None
+    organs: Any = None
+    text: Any = None
+    zero_shot: Any = None
+    overlays: Any = None
     profiles: Any = None
 
 

@@ -9,7 +9,8 @@ import importlib
 from ..errors import CardiobenchError
 
 BUILTIN = {"echonet_ef": "cardiobench.tasks.echonet_ef", "echonet_seg": "cardiobench.tasks.echonet_seg",
-           "acdc_seg": "cardiobench.tasks.acdc_seg", "ct_cardiac": "cardiobench.tasks.ct_cardiac"}
+           "acdc_seg": "cardiobench.tasks.acdc_seg", "ct_cardiac": "cardiobench.tasks.ct_cardiac",
+           "ctrate_zeroshot": "cardiobench.tasks.ctrate_zeroshot"}
 
 
 def get(name: str):
