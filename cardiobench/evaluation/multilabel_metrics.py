@@ -34,6 +34,18 @@ def scored_labels(labels: list[str], ys: list[np.ndarray]) -> tuple[list[int], l
     return keep, [labels[i] for i in range(len(labels)) if i not in keep]
 
 
+def _scored_labels(rows: pd.DataFrame, args: dict) -> tuple[list[str], list[np.ndarray], list[np.ndarray],
+                                                              list[int], dict]:
+    """Labels, 0/1 arrays, scores, the indices of the scored labels and the entry's
+    ``labels_scored`` / ``labels_skipped`` (+ ``note``) record."""
+    labels, ys, scores = _label_arrays(rows, args)
+    keep, skipped = scored_labels(labels, ys)
+    info = {"labels_scored": [labels[i] for i in keep], "labels_skipped": skipped}
+    if skipped:
+        info["note"] = f"skipped (fewer than {MIN_PER_CLASS} cases or controls): {', '.join(skipped)}"
+    return labels, ys, scores, keep, info
+
+
 def macro_auc(*arrays: np.ndarray) -> float:
     """Mean AUC over labels given as (y_1, score_1, y_2, score_2, ...); a label left with one class
     (in a bootstrap resample) is left out of that mean."""
@@ -51,11 +63,7 @@ class MacroAUC:
     """
 
     def compute(self, rows: pd.DataFrame, args: dict, ctx: Context) -> dict:
-        labels, ys, scores = _label_arrays(rows, args)
-        keep, skipped = scored_labels(labels, ys)
-        info = {"labels_scored": [labels[i] for i in keep], "labels_skipped": skipped}
-        if skipped:
-            info["note"] = f"skipped (fewer than {MIN_PER_CLASS} cases or controls): {', '.join(skipped)}"
+        labels, ys, scores, keep, info = _scored_labels(rows, args)
         if not keep:
             return {"value": None, **info}
         arrays = [a for i in keep for a in (ys[i], scores[i])]
@@ -201,11 +209,7 @@ class CTCLIPThreshold:
 
     def compute(self, rows: pd.DataFrame, args: dict, ctx: Context) -> dict:
         which = _which(args)
-        labels, ys, scores = _label_arrays(rows, args)
-        keep, skipped = scored_labels(labels, ys)
-        info = {"labels_scored": [labels[i] for i in keep], "labels_skipped": skipped}
-        if skipped:
-            info["note"] = f"skipped (fewer than {MIN_PER_CLASS} cases or controls): {', '.join(skipped)}"
+        labels, ys, scores, keep, info = _scored_labels(rows, args)
         if not keep:
             return {"value": None, **info}
         values, thresholds = threshold_quantities(np.column_stack([ys[i] for i in keep]),
