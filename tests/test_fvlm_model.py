@@ -175,6 +175,23 @@ def test_paper_image_encoder_is_monai_vit_b():
     assert count(net.vit) == count(monai_vit) and net.grid == (7, 11, 16) and net.feature_layers == (3, 6, 9, 11)
 
 
+def test_conv_stem_keeps_the_token_grid_and_each_tokens_voxels():
+    from cardiobench.models.vit_stem import stem_grid, stem_strides
+
+    strides, rest = stem_strides((16, 32, 16), 4)  # the paper's patch, four stages: the ViT patchifies 1 x 2 x 1
+    assert strides == [(2, 2, 2)] * 4 and rest == (1, 2, 1) and stem_grid((112, 352, 256), strides) == (7, 22, 16)
+    assert stem_strides((4, 8, 8), 3) == ([(2, 2, 2), (2, 2, 2), (1, 2, 2)], (1, 1, 1))
+    with pytest.raises(CardiobenchError, match="power-of-two"):
+        stem_strides((6, 8, 8), 3)
+    torch.manual_seed(0)
+    net = build("fvlm", organs=ORGANS, stem=[4, 8, 16], **TINY)
+    assert net.grid == (2, 2, 2) and net.vit.vit.patch_embedding.n_patches == 8
+    masks = _masks()
+    organ, present, glob = net.encode_image(torch.rand(2, 1, *IMG), masks)
+    assert organ.shape == (2, 3, 8) and torch.equal(present, torch.tensor([[True, True, False], [True, False, False]]))
+    assert net.vit.stem(torch.rand(1, 1, *IMG)).shape == (1, 16, 2, 2, 2)  # the token grid, stem[-1] channels
+
+
 # --- text side -----------------------------------------------------------------------------------
 
 def test_wordpiece_training_is_deterministic(tmp_path):

@@ -48,6 +48,7 @@ import torch.nn.functional as F
 from ..errors import CardiobenchError
 from . import register
 from .text_encoder import TextEncoder, bert_text_encoder
+from .vit_stem import StemViT, conv_stem, stem_grid, stem_strides
 from .weights import load_local
 
 PAPER_IMG_SIZE = (112, 352, 256)    # [Z, X, Y] voxels at 3 x 1 x 1 mm (fVLM's 112 x 256 x 352 in [Z, Y, X])
@@ -205,8 +206,11 @@ class FVLM(nn.Module):
 
 def vit_encoder(img_size: Sequence[int] = PAPER_IMG_SIZE, patch_size: Sequence[int] = PAPER_PATCH_SIZE,
                 hidden_size: int = 768, mlp_dim: int = 3072, num_layers: int = 12, num_heads: int = 12,
-                dropout: float = 0.1) -> nn.Module:
+                dropout: float = 0.1, stem: Sequence[int] | None = None) -> nn.Module:
     """MONAI's 3D ``ViT`` as fVLM configures it (qkv bias, learnable positions, no class token).
+
+    ``stem``: channels of a convolutional stem that replaces the patchify projection (one stride-2 stage
+    per entry, :mod:`.vit_stem`); None is fVLM's patchify.
 
     MONAI's blocks carry a cross-attention LayerNorm (``norm_cross_attn``) that a ViT without cross
     attention never uses; it is frozen so DDP does not wait for its gradients (it stays in the state
@@ -217,13 +221,14 @@ def vit_encoder(img_size: Sequence[int] = PAPER_IMG_SIZE, patch_size: Sequence[i
     if len(img_size) != 3 or len(patch_size) != 3 or any(s % p for s, p in zip(img_size, patch_size)):
         raise CardiobenchError(f"fvlm: img_size {tuple(img_size)} must be 3 multiples of "
                                f"patch_size {tuple(patch_size)}")
-    vit = ViT(in_channels=1, img_size=tuple(img_size), patch_size=tuple(patch_size), hidden_size=hidden_size,
-              mlp_dim=mlp_dim, num_layers=num_layers, num_heads=num_heads, proj_type="conv",
+    strides, rest = stem_strides(patch_size, len(stem)) if stem else ([], tuple(patch_size))
+    vit = ViT(in_channels=int(stem[-1]) if stem else 1, img_size=stem_grid(img_size, strides), patch_size=rest,
+              hidden_size=hidden_size, mlp_dim=mlp_dim, num_layers=num_layers, num_heads=num_heads, proj_type="conv",
               pos_embed_type="learnable", classification=False, dropout_rate=dropout, spatial_dims=3, qkv_bias=True)
     for block in vit.blocks:
         if not block.with_cross_attention:
             block.norm_cross_attn.requires_grad_(False)
-    return vit
+    return StemViT(conv_stem(stem, strides), vit) if stem else vit
 
 
 @register("fvlm")
@@ -232,7 +237,8 @@ def fvlm(organs: Sequence[str], img_size: Sequence[int] = PAPER_IMG_SIZE, patch_
          feature_layers: Sequence[int] | None = None, query_heads: int = 4, query_dropout: float = 0.1,
          embed_dim: int = 256, text_hidden_size: int = 768, text_layers: int = 12, text_heads: int = 12,
          text_intermediate_size: int = 3072, vocab_size: int = 30522, max_text_length: int = 512,
-         text_pooling: str = "cls", text_weights: str | None = None, weights: str | None = None) -> FVLM:
+         text_pooling: str = "cls", text_weights: str | None = None, weights: str | None = None,
+         stem: Sequence[int] | None = None) -> FVLM:
     """fVLM with one query per organ of ``organs`` (e.g. ``data.organs`` groups "24" or "4").
 
     Defaults are the paper's (ViT-B on [1, 112, 352, 256] volumes in [Z, X, Y] order, BERT-base text);
@@ -240,7 +246,8 @@ def fvlm(organs: Sequence[str], img_size: Sequence[int] = PAPER_IMG_SIZE, patch_
     queries read (default :func:`default_feature_layers`). ``vocab_size`` must cover the tokenizer's
     vocabulary. ``text_weights``: a local Hugging Face BERT folder (its own config; the ``text_*`` sizes and
     ``vocab_size`` are then ignored). ``text_pooling``: ``cls`` (fVLM) or ``mean`` (a text encoder
-    trained from random init, see :class:`~cardiobench.models.text_encoder.TextEncoder`). ``weights``: a
+    trained from random init, see :class:`~cardiobench.models.text_encoder.TextEncoder`). ``stem``: channels
+    of a convolutional stem before the ViT (:mod:`.vit_stem`; None: fVLM's patchify). ``weights``: a
     local state dict of the whole model.
     """
     organs = [str(o) for o in organs]
@@ -249,7 +256,8 @@ def fvlm(organs: Sequence[str], img_size: Sequence[int] = PAPER_IMG_SIZE, patch_
     if hidden_size % query_heads:
         raise CardiobenchError(f"fvlm: query_heads={query_heads} must divide hidden_size={hidden_size}")
     layers = _feature_layers(feature_layers, num_layers)
-    vit = vit_encoder(img_size, patch_size, hidden_size, mlp_dim, num_layers, num_heads, dropout)
+    vit = vit_encoder(img_size, patch_size, hidden_size, mlp_dim, num_layers, num_heads, dropout,
+                      list(stem) if stem else None)
     text_sizes = {} if text_weights else dict(
         hidden_size=text_hidden_size, num_hidden_layers=text_layers, num_attention_heads=text_heads,
         intermediate_size=text_intermediate_size, vocab_size=vocab_size, max_position_embeddings=max_text_length)
