@@ -175,7 +175,7 @@ def test_paper_image_encoder_is_monai_vit_b():
     assert count(net.vit) == count(monai_vit) and net.grid == (7, 11, 16) and net.feature_layers == (3, 6, 9, 11)
 
 
-def test_conv_stem_keeps_the_token_grid_and_each_tokens_voxels():
+def test_conv_stem_keeps_the_token_grid():
     from cardiobench.models.vit_stem import stem_grid, stem_strides
 
     strides, rest = stem_strides((16, 32, 16), 4)  # the paper's patch, four stages: the ViT patchifies 1 x 2 x 1

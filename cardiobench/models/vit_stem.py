@@ -56,10 +56,6 @@ class StemViT(nn.Module):
     def norm(self) -> nn.Module:
         return self.vit.norm
 
-    @property
-    def blocks(self) -> nn.ModuleList:
-        return self.vit.blocks
-
     def forward(self, x: torch.Tensor):
         return self.vit(self.stem(x))
 
