@@ -125,7 +125,7 @@ def test_reports_mention_positives_and_negate_absent_findings(twin):
     labels = _all_labels(twin).set_index("VolumeName")
     reports = pd.concat([ct_rate.read_reports(twin, s) for s in ("train", "valid")]).set_index("VolumeName")
     truth = json.loads((twin / ctrate_twin.SENTENCES).read_text())
-    negations = 0
+    negations = not_forms = 0
     for name, row in labels.iterrows():
         text = (reports.at[name, "Findings_EN"] + " " + reports.at[name, "Impressions_EN"]).lower()
         for label, pattern in words.items():
@@ -134,9 +134,12 @@ def test_reports_mention_positives_and_negate_absent_findings(twin):
         sentences = [s for s in organ_text.split_sentences(reports.at[name, "Findings_EN"])] + \
             organ_text.split_sentences(reports.at[name, "Impressions_EN"])
         assert sentences == [t["sentence"] for t in truth[name]]
-        negations += sum(s.startswith("No ") for s in sentences)
+        negations += sum(s.startswith("No ") or " not " in s for s in sentences)
+        not_forms += sum(" not " in s for s in sentences)
         assert reports.at[name, "Technique_EN"]
     assert negations >= len(labels)  # absent findings are stated as such
+    assert not_forms > 0  # both of CT-RATE's negations, "No X." and "X was not observed." (the "Not X." prompts)
+    assert not re.search(r"\bthe \.", " ".join(reports.Findings_EN))  # every lesion sentence names its place
     pairs = [(organ_text.sentence_organs(t["sentence"]), set(t["organs"])) for ts in truth.values() for t in ts]
     p, r = organ_text.decomposer_scores([a for a, _ in pairs], [b for _, b in pairs])
     print(f"\ndecomposer on the twin's reports: precision {p:.3f}, recall {r:.3f} ({len(pairs)} sentences)")

@@ -1073,9 +1073,16 @@ def _s(text: str, *organs: str) -> Sentence:
     return text, frozenset(organs)
 
 
+def _lobe(label: str, design: Design) -> str:
+    """Where a lung finding lies: its planted lobes, or for one measured but not planted (the ground-glass
+    halo of a consolidation is a lung opacity) the lobes of what made it, else the lungs."""
+    source = {"Lung opacity": "Consolidation"}.get(label, "")
+    return design.lobes.get(label) or design.lobes.get(source) or "lungs"
+
+
 def _positive(label: str, q: dict, design: Design, rng: np.random.Generator) -> list[Sentence]:
     c = lambda *opts: opts[int(rng.integers(len(opts)))]  # noqa: E731
-    lobe = design.lobes.get(label, "")
+    lobe = _lobe(label, design)
     if label == "Medical material":
         return [{"pacemaker": _s("A pacemaker generator is seen in the left pectoral region, with its lead extending "
                                  "into the right heart chambers.", "heart", _W),
@@ -1117,7 +1124,8 @@ def _positive(label: str, q: dict, design: Design, rng: np.random.Generator) -> 
     if label == "Lung nodule":
         return [_s(c(f"A {q['nodule_mm']:.0f} mm solid nodule is seen in the {lobe}.",
                      f"Nodules up to {q['nodule_mm']:.0f} mm in diameter in the {lobe}.",
-                     f"Pulmonary nodule measuring {q['nodule_mm']:.0f} mm in the {lobe}."), "lung")]
+                     f"Pulmonary nodule measuring {q['nodule_mm']:.0f} mm in the {lobe}.",
+                     f"A lung nodule of {q['nodule_mm']:.0f} mm is present in the {lobe}."), "lung")]
     if label == "Lung opacity":
         return [_s(c(f"Ground-glass opacities are seen in the {lobe}.", f"Patchy opacities in the {lobe}.",
                      f"Areas of ground glass density in the {lobe}."), "lung")]
@@ -1148,33 +1156,48 @@ def _positive(label: str, q: dict, design: Design, rng: np.random.Generator) -> 
     raise KeyError(label)
 
 
-NEGATIONS: dict[str, tuple[Sentence, ...]] = {
-    "Medical material": (_s("No foreign body or medical device is seen.", _W),),
+NEGATIONS: dict[str, tuple[Sentence, ...]] = {  # CT-RATE states absences both ways: "No X." and "X was not observed."
+    "Medical material": (_s("No foreign body or medical device is seen.", _W),
+                         _s("Medical material was not observed in the chest.", _W)),
     "Arterial wall calcification": (_s("No calcified plaque was seen in the thoracic aorta.", "aorta"),
-                                    _s("The thoracic aorta is of normal calibre without wall calcification.", "aorta")),
-    "Coronary artery wall calcification": (_s("No coronary artery calcification was detected.", "heart"),),
+                                    _s("The thoracic aorta is of normal calibre without wall calcification.", "aorta"),
+                                    _s("Arterial wall calcification was not observed in the thoracic aorta.", "aorta")),
+    "Coronary artery wall calcification": (_s("No coronary artery calcification was detected.", "heart"),
+                                           _s("Coronary artery wall calcification was not detected.", "heart")),
     "Cardiomegaly": (_s("Heart size is normal.", "heart"),
-                     _s("Heart contour and size are within normal limits.", "heart")),
+                     _s("Heart contour and size are within normal limits.", "heart"),
+                     _s("Cardiomegaly is not present.", "heart")),
     "Pericardial effusion": (_s("No pericardial effusion was observed.", "heart"),
-                             _s("No pericardial thickening or effusion.", "heart")),
+                             _s("No pericardial thickening or effusion.", "heart"),
+                             _s("Pericardial effusion-thickening was not observed.", "heart")),
     "Hiatal hernia": (_s("No hiatal hernia.", "esophagus"),
-                      _s("The esophagus is of normal calibre and there is no hiatal hernia.", "esophagus")),
+                      _s("The esophagus is of normal calibre and there is no hiatal hernia.", "esophagus"),
+                      _s("Hiatal hernia was not detected.", "esophagus")),
     "Lymphadenopathy": (_s("No mediastinal or hilar lymphadenopathy.", _W),
-                        _s("No lymph nodes of pathological size were detected in the mediastinum.", _W)),
-    "Emphysema": (_s("No emphysema.", "lung"), _s("There are no emphysematous changes in the lungs.", "lung")),
-    "Atelectasis": (_s("No atelectasis was observed.", "lung"),),
+                        _s("No lymph nodes of pathological size were detected in the mediastinum.", _W),
+                        _s("Lymph nodes in pathological size were not detected in the mediastinum.", _W)),
+    "Emphysema": (_s("No emphysema.", "lung"), _s("There are no emphysematous changes in the lungs.", "lung"),
+                  _s("Emphysema was not observed.", "lung")),
+    "Atelectasis": (_s("No atelectasis was observed.", "lung"), _s("Atelectasis was not detected in the lungs.", "lung")),
     "Lung nodule": (_s("No pulmonary nodule was detected.", "lung"),
-                    _s("No mass or nodule was seen in the lung parenchyma.", "lung")),
-    "Lung opacity": (_s("No ground-glass opacity.", "lung"),),
-    "Pulmonary fibrotic sequela": (_s("No fibrotic changes in the lungs.", "lung"),),
+                    _s("No mass or nodule was seen in the lung parenchyma.", "lung"),
+                    _s("A lung nodule was not detected.", "lung")),
+    "Lung opacity": (_s("No ground-glass opacity.", "lung"), _s("Lung opacity was not observed.", "lung")),
+    "Pulmonary fibrotic sequela": (_s("No fibrotic changes in the lungs.", "lung"),
+                                   _s("Pulmonary fibrotic sequelae were not observed.", "lung")),
     "Pleural effusion": (_s("No pleural effusion was observed.", "lung"),
-                         _s("No pleural thickening or effusion.", "lung")),
-    "Mosaic attenuation pattern": (_s("No mosaic attenuation pattern.", "lung"),),
-    "Peribronchial thickening": (_s("No bronchial wall thickening.", "lung"),),
+                         _s("No pleural thickening or effusion.", "lung"),
+                         _s("Pleural effusion-thickening was not detected.", "lung")),
+    "Mosaic attenuation pattern": (_s("No mosaic attenuation pattern.", "lung"),
+                                   _s("Mosaic attenuation pattern was not observed.", "lung")),
+    "Peribronchial thickening": (_s("No bronchial wall thickening.", "lung"),
+                                 _s("Peribronchial thickening was not observed.", "lung")),
     "Consolidation": (_s("No consolidation.", "lung"),
-                      _s("No infiltration or consolidation was seen in the lung parenchyma.", "lung")),
-    "Bronchiectasis": (_s("No bronchiectasis.", "lung"),),
-    "Interlobular septal thickening": (_s("No interlobular septal thickening.", "lung"),),
+                      _s("No infiltration or consolidation was seen in the lung parenchyma.", "lung"),
+                      _s("Consolidation was not detected in the lung parenchyma.", "lung")),
+    "Bronchiectasis": (_s("No bronchiectasis.", "lung"), _s("Bronchiectasis was not observed.", "lung")),
+    "Interlobular septal thickening": (_s("No interlobular septal thickening.", "lung"),
+                                       _s("Interlobular septal thickening is not seen.", "lung")),
 }
 NORMALS = (
     (_s("Trachea and both main bronchi are open.", "trachea"), _s("Trachea and main bronchi are patent.", "trachea")),
