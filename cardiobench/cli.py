@@ -70,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("run_b", help="run folder B")
     c.add_argument("--json", metavar="OUT", help="also write the comparison to this JSON file")
     c.add_argument("--n-resamples", type=int, default=9999, help="bootstrap resamples (default 9999)")
+    c.add_argument("--level", type=float, default=0.95, help="confidence level of the intervals (default 0.95)")
 
     k = sub.add_parser("check", help="CI gate: fail when a run's primary metric regressed",
                        description="Compare the run with a stored reference run on the same samples: exit 1 when "
@@ -214,8 +215,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from .runs import Run
 
     a, b = Run.open(args.run_a), Run.open(args.run_b)
-    rows = compare_runs(a, b, n_resamples=args.n_resamples)
-    print(format_table(rows, str(a.path), str(b.path)))
+    if not 0 < args.level < 1:
+        raise CardiobenchError(f"--level must lie between 0 and 1 (e.g. 0.95), not {args.level}")
+    rows = compare_runs(a, b, level=args.level, n_resamples=args.n_resamples)
+    print(format_table(rows, str(a.path), str(b.path), level=args.level))
     if args.json:
         write_json(Path(args.json), {"a": str(a.path), "b": str(b.path), "comparisons": rows})
         print(f"wrote {args.json}")

@@ -81,11 +81,13 @@ def compare_runs(run_a: Run, run_b: Run, level: float = 0.95, n_resamples: int =
     return evaluation.compare(a, b, spec, level=level, n_resamples=n_resamples)
 
 
-def format_table(rows: list[dict], name_a: str, name_b: str) -> str:
+def format_table(rows: list[dict], name_a: str, name_b: str, level: float = 0.95) -> str:
+    """The comparison as a text table; its interval column is headed with ``level`` (the level it was run at)."""
     w = max([9, *(len(r["metric"]) for r in rows)])
+    ci_head = f"{level * 100:g}% CI of a - b"
     holm = any("p_holm" in r for r in rows)  # sub-tests of a table metric, Holm-adjusted within their family
     lines = [f"a = {name_a}", f"b = {name_b}",
-             f"{'metric':<{w}} {'a':>9} {'b':>9} {'a - b':>9} {'95% CI of a - b':>22} {'p':>9}"
+             f"{'metric':<{w}} {'a':>9} {'b':>9} {'a - b':>9} {ci_head:>22} {'p':>9}"
              + (f" {'p (Holm)':>9}" if holm else "") + "  test"]
     for r in rows:
         ci = f"[{r['low']:.4g}, {r['high']:.4g}]"

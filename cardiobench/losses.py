@@ -23,11 +23,26 @@ def weighted_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (clinical_weights(target) * (pred - target) ** 2).mean()
 
 
+def clinical_weights_as_written(ef: torch.Tensor) -> torch.Tensor:
+    """The seed's weights as its code runs them: it assigns 3.0 where EF < 30 and then 2.0 where EF < 40,
+    which overwrites the first, so EF < 30 gets 2.0 (2.5 above 70, else 1.0)."""
+    w = torch.ones_like(ef)
+    w = torch.where(ef < EF_WEIGHT_BANDS[0][0], torch.full_like(ef, EF_WEIGHT_BANDS[0][1]), w)
+    w = torch.where(ef < EF_WEIGHT_BANDS[1][0], torch.full_like(ef, EF_WEIGHT_BANDS[1][1]), w)
+    w = torch.where(ef > EF_WEIGHT_HIGH[0], torch.full_like(ef, EF_WEIGHT_HIGH[1]), w)
+    return w
+
+
+def weighted_mse_as_written(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """weighted_mse with :func:`clinical_weights_as_written`: the seed's loss reproduced as published."""
+    return (clinical_weights_as_written(target) * (pred - target) ** 2).mean()
+
+
 def mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.mse_loss(pred, target)
 
 
-LOSSES = {"mse": mse, "weighted_mse": weighted_mse}
+LOSSES = {"mse": mse, "weighted_mse": weighted_mse, "weighted_mse_as_written": weighted_mse_as_written}
 
 
 def bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -95,7 +95,12 @@ def test_compare_paired_and_refuses_other_test_sets(external_runs, runs_root, tm
                "--n-resamples", "2000", check=True)
     rows = {r["metric"]: r for r in json.loads(out.read_text())["comparisons"]}
     assert rows["mae"]["diff"] < 0 and rows["mae"]["high"] < 0 and rows["mae"]["p_value"] < 0.01
-    assert "auc_ef50" in rows and "paired DeLong" in proc.stdout
+    assert "auc_ef50" in rows and "paired DeLong" in proc.stdout and "95% CI of a - b" in proc.stdout
+    proc90 = cli("compare", str(external_runs["good"]), str(external_runs["noisy"]), "--level", "0.9",
+                 "--n-resamples", "2000", check=True)
+    assert "90% CI of a - b" in proc90.stdout and "95% CI" not in proc90.stdout
+    mae90 = next(line.split() for line in proc90.stdout.splitlines() if line.startswith("mae "))
+    assert float(mae90[5].strip("],")) - float(mae90[4].strip("[,")) < rows["mae"]["high"] - rows["mae"]["low"]
     other = echonet_dynamic.synthesize(tmp_path_factory.mktemp("other") / "echonet", n=40, seed=99, progress=False)
     elsewhere = _evaluate(other, runs_root, _predictions(other, external_runs["tmp"] / "o.csv", 3, 2), "other")
     proc = cli("compare", str(external_runs["good"]), str(elsewhere))

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from cardiobench.losses import clinical_weights, weighted_mse
+from cardiobench.losses import LOSSES, clinical_weights, clinical_weights_as_written, weighted_mse
 from cardiobench.models import build
 from cardiobench.train import TrainConfig, build_optimizer, build_scheduler, enable_dropout
 
@@ -84,3 +84,12 @@ def test_videomae_smoke_learns_with_uncertainty(tmp_path, smoke_cache):
     for key in ("mae", "rmse", "r2", "pearson_r", "mc_coverage90", "mc_spearman_sd_abs_error", "auc_ef50"):
         assert m[key]["value"] is not None, key
     assert set(m["mae_by_ef_bin"]) == {"0-30", "30-40", "40-55", "55-70", ">=70"}
+
+
+def test_weighted_mse_as_written_reproduces_the_seed_codes_overwrite():
+    ef = torch.tensor([20.0, 29.99, 35.0, 55.0, 75.0])
+    assert clinical_weights_as_written(ef).tolist() == [2.0, 2.0, 2.0, 1.0, 2.5]  # EF < 30: 2.0, not 3.0
+    assert clinical_weights(ef).tolist() == [3.0, 3.0, 2.0, 1.0, 2.5]
+    pred, true = torch.tensor([22.0, 57.0]), torch.tensor([20.0, 55.0])
+    assert LOSSES["weighted_mse_as_written"](pred, true).item() == pytest.approx((2 * 4 + 1 * 4) / 2)
+    assert LOSSES["weighted_mse"](pred, true).item() == pytest.approx((3 * 4 + 1 * 4) / 2)
