@@ -123,3 +123,62 @@ def test_auc_and_midrank():
 def test_bad_input(bad, match):
     with pytest.raises(ValueError, match=match):
         stats.bootstrap_ci("mae", *bad)
+
+
+def _rms(x, axis=-1):
+    return np.sqrt(np.mean(x * x, axis=axis))
+
+
+def test_vectorized_statistic_equals_the_scalar_callable_and_scipy():
+    x = np.random.default_rng(3).gamma(2, 2, 400)
+    vec = stats.bootstrap_ci(_rms, x, n_resamples=3000, seed=0)  # vectorised: its signature has axis
+    one = stats.bootstrap_ci(lambda v: float(_rms(v)), x, n_resamples=3000, seed=0)
+    assert (vec.low, vec.high) == pytest.approx((one.low, one.high), rel=1e-12)  # same draws, same jackknife
+    ref = ss.bootstrap((x,), _rms, vectorized=True, method="BCa", n_resamples=3000, random_state=0).confidence_interval
+    width = ref.high - ref.low
+    assert abs(vec.low - ref.low) < 0.1 * width and abs(vec.high - ref.high) < 0.1 * width
+    forced = stats.bootstrap_ci(lambda v, axis=-1: _rms(v, axis), x, n_resamples=3000, seed=0, vectorized=False)
+    assert (forced.low, forced.high) == pytest.approx((one.low, one.high), rel=1e-12)
+
+
+def test_vectorized_paired_difference_equals_the_scalar_one():
+    rng = np.random.default_rng(4)
+    y = rng.normal(50, 10, 300)
+    a, b = y + rng.normal(0, 3, 300), y + rng.normal(0, 4, 300)
+
+    def rmse_axis(t, p, axis=-1):
+        return np.sqrt(np.mean((t - p) ** 2, axis=axis))
+
+    vec = stats.paired_bootstrap_diff(rmse_axis, y, a, b, n_resamples=2000, seed=0)
+    one = stats.paired_bootstrap_diff(lambda t, p: float(rmse_axis(t, p)), y, a, b, n_resamples=2000, seed=0)
+    assert (vec.low, vec.high, vec.p_value) == pytest.approx((one.low, one.high, one.p_value), rel=1e-12)
+
+
+def test_np_mean_takes_the_named_mean_path():
+    from cardiobench.stats.bootstrap import _resolve
+    from cardiobench.stats.metrics import MEAN
+    assert _resolve(np.mean)[1] is MEAN
+    x = np.random.default_rng(5).normal(size=500)
+    assert stats.bootstrap_ci(np.mean, x, seed=1).as_dict() == stats.bootstrap_ci("mean", x, seed=1).as_dict()
+
+
+def test_jackknife_streams_and_vectorized_blocks_leave_out_each_row():
+    import tracemalloc
+
+    from cardiobench.stats.bootstrap import _leave_one_out_block, _Resampler, jackknife
+    x = np.arange(7.0)
+    block = _leave_one_out_block(x, 2, 5)
+    assert block.tolist() == [[0, 1, 3, 4, 5, 6], [0, 1, 2, 4, 5, 6], [0, 1, 2, 3, 5, 6]]
+    y = np.random.default_rng(6).normal(size=3001)
+    res = _Resampler(len(y), None, None)
+    assert np.allclose(jackknife(_rms, [y], res, vectorized=True),
+                       [_rms(np.delete(y, i)) for i in range(len(y))], rtol=1e-13)
+    n = 12_000  # all leave-one-out index arrays at once would be n^2 * 8 bytes = 1.1 GB
+    z = np.random.default_rng(7).normal(size=n)
+    tracemalloc.start()
+    try:
+        jack = jackknife(lambda v: float(np.median(v)), [z], _Resampler(n, None, None))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(jack) == n and peak < 10 * n * 8 * 4  # O(n): a few n-length arrays
