@@ -1,7 +1,9 @@
 """External predictions, compare, check, and the leaderboard site opened in headless Chromium."""
 from __future__ import annotations
 
+import base64
 import functools
+import hashlib
 import http.server
 import json
 import os
@@ -127,6 +129,15 @@ def test_site_in_headless_chromium(external_runs, runs_root, tmp_path):
     cli("report", str(runs_root), "--out", str(site), check=True)
     html = (site / "echonet_ef.html").read_text()
     assert XSS not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    # offline and locked: the CSP loads nothing from anywhere and runs only the script whose hash it names
+    csp = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]+)">', html).group(1)
+    assert "default-src 'none'" in csp and "http" not in csp
+    inline = re.findall(r"<script>(.*?)</script>", html, flags=re.S)
+    assert len(inline) == 1
+    digest = base64.b64encode(hashlib.sha256(inline[0].encode()).digest()).decode()
+    assert f"script-src 'sha256-{digest}'" in csp
+    assert not re.search(r"""<(?:img|link|iframe|object|embed|audio|video|source)\b[^>]*\b(?:src|href)=["']?(?:https?:)?//""",
+                         html), "the page loads an external resource"
     for name in ("echonet_ef.csv", "echonet_ef.json", "index.html"):
         assert (site / name).is_file()
     records = json.loads((site / "echonet_ef.json").read_text())
@@ -153,6 +164,7 @@ def test_site_in_headless_chromium(external_runs, runs_root, tmp_path):
     assert body.count("<tr") == 1 + len(records)          # header + one row per run
     assert "good-model" in body and "&lt;script&gt;alert(1)&lt;/script&gt;" in body
     assert dom.count("<script") == 1                      # only our sorting script: the name stayed text
+    assert 'data-script="ran"' in dom                      # and it ran under the page's CSP (its hash is right)
     assert "Ouyang D" in dom and "doi.org/10.1038/s41586-020-2145-8" in dom  # citations
     assert dom.count("<svg") >= 4 * len(records)            # plots inline
     for title in ("Bland-Altman", "ROC", "Predicted vs true", "Error by range"):
