@@ -1,6 +1,7 @@
 """Atomic file writes: a reader never sees a half-written file (temp file + rename)."""
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
@@ -27,6 +28,20 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+@contextmanager
+def file_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created if missing): one holder at a time across
+    processes; the kernel releases it when its holder dies, so a killed process never leaves it held."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

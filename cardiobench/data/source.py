@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -12,6 +14,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from ..errors import DataError
+from ..io import file_lock
 from . import get_format
 from .cache import load_samples
 from .problems import Problem, problems_frame
@@ -61,9 +64,24 @@ def resolve_source(cfg: DictConfig) -> DataSource:
                 banner, cfg.task.format, cfg.data.twin.n, cfg.task.get("samples", "samples"), cfg.data.twin.seed,
                 root, banner)
     if not root.is_dir():
-        fmt.synthesize(root, n=cfg.data.twin.n, seed=cfg.data.twin.seed, workers=cfg.data.workers,
-                       progress=cfg.progress)
+        build_twin(fmt, root, cfg)
     return DataSource(root, True, fingerprint(root, cfg.task.format))
+
+
+def build_twin(fmt, root: Path, cfg: DictConfig) -> None:
+    """Write the twin into a staging folder and publish it by one rename, under a lock: runs starting
+    together build it once (the others wait, then find it), and a killed build leaves only its staging
+    folder, which the next run deletes and rebuilds; a partial twin is never served."""
+    with file_lock(root.parent / f".{root.name}.lock"):
+        if root.is_dir():  # another run published it while this one waited
+            return
+        staging = root.parent / f".{root.name}.building"
+        if staging.exists():
+            log.warning("%s: an interrupted twin build; rebuilding it", staging)
+            shutil.rmtree(staging)
+        fmt.synthesize(staging, n=cfg.data.twin.n, seed=cfg.data.twin.seed, workers=cfg.data.workers,
+                       progress=cfg.progress)
+        os.replace(staging, root)
 
 
 def load(cfg: DictConfig, names: Sequence[str], paths: Sequence[str],

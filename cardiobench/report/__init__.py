@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import base64
 import csv
-import fcntl
 import hashlib
 import io
 import json
 from collections import defaultdict
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -30,7 +27,7 @@ from .. import evaluation, stats
 from ..compare import align, one_variant
 from ..config import LEADERBOARDS_DIR, TEMPLATES_DIR, baseline_files, load_baseline, load_task, spec_of, task_files
 from ..errors import CardiobenchError
-from ..io import write_json, write_text
+from ..io import file_lock, write_json, write_text
 from ..runs import Run, find_runs
 from ..spec import TaskSpec
 
@@ -58,16 +55,9 @@ def _env() -> Environment:
     return env
 
 
-@contextmanager
-def site_lock(site: Path) -> Iterator[None]:
+def site_lock(site: Path):
     """One renderer at a time per site folder (runs of a multirun finishing together)."""
-    site.mkdir(parents=True, exist_ok=True)
-    with open(site / ".render.lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    return file_lock(site / ".render.lock")
 
 
 def published_rows(task: str) -> list[dict]:
