@@ -39,6 +39,7 @@ TWIN_VERSION = 1  # bump when the phantom changes: it is part of the twin's cach
 SUBSETS = {"training": "TRAIN", "testing": "TEST"}
 PHASES = ("ED", "ES")
 LABELS = acdc_phantom.LABELS
+GROUPS = acdc_phantom.GROUPS  # ACDC's five diagnostic groups (the twin draws from the same list)
 N_LABELS = 4
 COLUMNS = ["sample_id", "patient_id", "split", "subset", "phase", "frame", "group", "height", "weight", "nb_frame",
            "path", "gt_path"]
@@ -163,6 +164,10 @@ def index(root: str | os.PathLike) -> tuple[pd.DataFrame, list[Problem]]:
             group = info.get("group") or None
             if group is None:
                 problems.append(Problem(rel_cfg, "no 'Group:' line; group unknown", severity="warning", sample=pid))
+            elif group not in GROUPS:
+                problems.append(Problem(rel_cfg, f"Group {group!r} is not one of ACDC's {', '.join(GROUPS)}; kept as "
+                                                 "written (per-group summaries will show it apart)",
+                                        severity="warning", sample=pid))
             four_d = _nifti(pdir, f"{pid}_4d")
             if not four_d.is_file():
                 problems.append(Problem(_rel(four_d, root), "4D cine file missing (not needed for the ED/ES samples)",

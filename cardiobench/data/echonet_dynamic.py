@@ -179,9 +179,10 @@ def read_tracings(path: Path, listed: set[str] | None = None) -> tuple[dict[str,
     problems: list[Problem] = []
     for c in TRACING_HEADER[1:]:
         df[c] = pd.to_numeric(df[c], errors="coerce")
-    bad = df[TRACING_HEADER[1:]].isna().any(axis=1)
+    values = df[TRACING_HEADER[1:]].to_numpy(dtype=np.float64)
+    bad = pd.Series(~np.isfinite(values).all(axis=1), index=df.index)  # NaN and inf alike
     for i in np.nonzero(bad.to_numpy())[0]:
-        problems.append(Problem(f"{path} row {i + 2}", "non-numeric coordinate or frame; row skipped"))
+        problems.append(Problem(f"{path} row {i + 2}", "non-numeric or infinite coordinate or frame; row skipped"))
     df = df[~bad]
     df["FileName"] = df["FileName"].map(normalize_id)
     out: dict[str, list[Tracing]] = {}
