@@ -70,6 +70,17 @@ def _nifti_reshape(path: Path, like: Path) -> None:
     nib.save(nib.Nifti1Image(data, img.affine, img.header), str(path))
 
 
+def _nifti_rewrite(path: Path, data_fn=None, affine_fn=None) -> None:
+    """Write ``path`` again with its data and/or affine changed (header rebuilt from them)."""
+    import nibabel as nib
+    import numpy as np
+    img = nib.load(str(path))
+    data = np.asarray(img.dataobj)
+    data = data_fn(data) if data_fn else data
+    affine = affine_fn(img.affine.copy()) if affine_fn else img.affine
+    nib.save(nib.Nifti1Image(data, affine), str(path))
+
+
 def _not_gzip(path: Path) -> None:
     path.write_bytes(b"this is not a gzip stream" * 8)
 
@@ -135,7 +146,7 @@ def _echo_cases() -> list[Case]:
         out = scratch / "my model's <predictions>.csv"
         out.write_text("\n".join(edit(lines)) + "\n")
         return ["evaluate", "--task", "echonet_ef", "--predictions", str(out), "--name", "<b>net</b>",
-                "data.root={root}"]
+                "data.root={root}", f"runs_root={scratch / 'runs'}", "report=false"]
 
     def pred_ok(root, scratch):
         return predictions(root, scratch, lambda L: L)
@@ -224,6 +235,23 @@ def _acdc_cases() -> list[Case]:
         _first(root, "training/patient*/patient*_frame01_gt.nii.gz").unlink()
         return _verify(A)
 
+    def gt_affine(root, _):
+        def shift(affine):
+            affine[:3, 3] += 25.0  # the label map 25 mm away from its image
+            return affine
+        _nifti_rewrite(_first(root, "training/patient*/patient*_frame01_gt.nii.gz"), affine_fn=shift)
+        return _verify(A)
+
+    def gt_float_labels(root, _):
+        _nifti_rewrite(_first(root, "training/patient*/patient*_frame01_gt.nii.gz"),
+                       data_fn=lambda d: d.astype("float32") * 0.5)  # 0.5, 1.5: not labels
+        return _verify(A)
+
+    def gt_label_out_of_range(root, _):
+        _nifti_rewrite(_first(root, "training/patient*/patient*_frame01_gt.nii.gz"),
+                       data_fn=lambda d: (d.astype("int16") * 3))
+        return _verify(A)
+
     def symlink_loop(root, _):
         (root / "training" / "loop").symlink_to(root / "training" / "loop")
         return _verify(A)
@@ -241,6 +269,9 @@ def _acdc_cases() -> list[Case]:
             Case("info_without_es", A, info_missing_es, "refused", "Info.cfg"),
             Case("info_unknown_group", A, info_bad_group, "accepted", "is not one of ACDC's"),
             Case("missing_label_map", A, missing_gt, "refused", "frame01"),
+            Case("label_map_affine_mismatch", A, gt_affine, "refused", "_gt.nii.gz"),
+            Case("label_map_not_integer", A, gt_float_labels, "refused", "_gt.nii.gz"),
+            Case("label_out_of_range", A, gt_label_out_of_range, "refused", "_gt.nii.gz"),
             Case("symlink_loop", A, symlink_loop, "accepted", ""),
             Case("path_with_spaces_and_accents", A, space_and_unicode_path, "accepted", "")]
 
