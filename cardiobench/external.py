@@ -144,7 +144,9 @@ def evaluate_external(task: str, predictions: str | Path, name: str, overrides: 
         able = [t for t in task_names() if load_task(t).external is not None]
         raise CardiobenchError(f"task {task!r} does not score external predictions files "
                                f"(tasks that do: {', '.join(able) or 'none'})")
-    cfg = compose(task, overrides=overrides)
+    cfg = compose(task, overrides=overrides)  # the overrides are checked first: a misspelled key is named
+    if not predictions.exists():  # before resolve_source, which may spend a minute building a twin
+        raise DataError(f"{predictions}: predictions {'folder' if spec.external.kind == 'masks' else 'file'} not found")
     source = resolve_source(cfg)
     if spec.external.kind == "masks":
         merged = score_masks(predictions, spec, source, cfg)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +32,23 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
             tmp_path.unlink()
 
 
+# what atomic_path and mkdtemp leave when their process is killed: ".<name>.<8 random chars><suffix>"
+_TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}(\.[A-Za-z0-9]+)*$")
+
+
+def sweep_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporaries a killed writer left under ``folder`` (files and staging folders named
+    as :func:`atomic_path` and ``mkdtemp`` name them); returns what was deleted. Call it only where
+    no other process is writing: a resumed run's own folder, or under the lock of a shared one."""
+    folder = Path(folder)
+    gone = []
+    for p in sorted(folder.rglob(".*"), key=lambda p: len(p.parts)) if folder.is_dir() else []:
+        if _TEMPORARY.match(p.name) and p.exists():
+            shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+            gone.append(p)
+    return gone
+
+
 @contextmanager
 def file_lock(path: str | os.PathLike) -> Iterator[None]:
     """Hold an exclusive ``flock`` on ``path`` (created if missing): one holder at a time across
@@ -50,10 +69,11 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+    write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=json_default) + "\n")
 
 
-def _json_default(o: Any) -> Any:
+def json_default(o: Any) -> Any:
+    """``json.dumps``' ``default`` for numpy scalars and arrays and paths."""
     import numpy as np
 
     if isinstance(o, np.generic):

@@ -78,5 +78,7 @@ def test_corpus_summary():
     print(f"\nbad-input corpus: {len(CASES)} cases, {RESULTS['refused']} refused clearly, {RESULTS['accepted']} "
           f"accepted with documented handling, {RESULTS['skipped as root']} not meetable as root, "
           f"{RESULTS['traceback']} tracebacks, {RESULTS['hang']} hangs")
+    assert RESULTS["traceback"] == RESULTS["hang"] == 0
+    assert RESULTS["refused"] + RESULTS["accepted"] + RESULTS["skipped as root"] == len(CASES)
     assert RESULTS["refused"] + RESULTS["accepted"] + RESULTS["skipped as root"] == len(CASES)
     assert RESULTS["traceback"] == RESULTS["hang"] == 0

@@ -19,7 +19,7 @@ import pytest
 
 from cardiobench.data import echonet_dynamic
 
-from .conftest import cli
+from .conftest import ROOT, cli
 
 XSS = "<script>alert(1)</script>"
 
@@ -124,11 +124,67 @@ CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-def test_site_in_headless_chromium(external_runs, runs_root, tmp_path):
+HOSTILE = {  # markup in every free-text field of a published number (an out-of-tree baseline's YAML)
+    "title": "<b onmouseover=alert(2)>title</b>",
+    "citation": "Doe J. <img src=x onerror=alert(3)> <svg><script>alert(4)</script></svg>",
+    "doi": '10.1/x"><script>alert(5)</script>',
+    "source": "<iframe src=//evil.example/>",
+    "definition": "MAE </td></tr></table><script>alert(6)</script>",
+    "mode": "<style>body{display:none}</style>",
+}
+
+
+def _hostile_baseline(folder: Path) -> Path:
+    """An include folder with an echonet_ef baseline whose published-number texts are all markup."""
+    import yaml
+
+    (folder / "baselines").mkdir(parents=True)
+    recipe = yaml.safe_load((ROOT / "baselines" / "echonet_dynamic_r2plus1d.yaml").read_text())
+    recipe["baseline"] = {"name": "hostile_meta", "task": "echonet_ef", "title": HOSTILE["title"],
+                          "citation": {"text": HOSTILE["citation"], "doi": HOSTILE["doi"]},
+                          "published": [{"metric": "mae", "value": 4.2, "definition": HOSTILE["definition"],
+                                         "split": "TEST", "n": 10, "source": HOSTILE["source"],
+                                         "mode": HOSTILE["mode"]}]}
+    (folder / "baselines" / "hostile_meta.yaml").write_text(yaml.safe_dump(recipe))
+    return folder
+
+
+class _LoggedHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves the site and records every path the browser asks for."""
+    requested: list[str] = []
+
+    def do_GET(self):
+        type(self).requested.append(self.path)
+        super().do_GET()
+
+    def log_message(self, *args):
+        pass
+
+
+def _page_requests(netlog: Path, site: str) -> list[str]:
+    """URLs of the requests the page made, from Chromium's network log: those keyed to the page's
+    site (its network isolation key), not the browser's own background traffic."""
+    text = netlog.read_text()
+    try:
+        log = json.loads(text)
+    except ValueError:  # a log whose writer stopped before closing it
+        log = json.loads(text.rstrip().rstrip(",") + "]}")
+    start = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
+    return [e["params"]["url"] for e in log["events"] if e["type"] == start and "params" in e
+            and e["params"].get("network_isolation_key", "").startswith(site)]
+
+
+def test_site_in_headless_chromium(external_runs, runs_root, tmp_path, monkeypatch):
+    include = _hostile_baseline(tmp_path / "include")
+    monkeypatch.setenv("CARDIOBENCH_INCLUDE", os.pathsep.join([os.environ["CARDIOBENCH_INCLUDE"], str(include)]))
     site = tmp_path / "site"
     cli("report", str(runs_root), "--out", str(site), check=True)
     html = (site / "echonet_ef.html").read_text()
     assert XSS not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    for field, text in HOSTILE.items():
+        assert text not in html, f"published {field} inserted as markup"
+    assert "Doe J. &lt;img src=x onerror=alert(3)&gt;" in html
+    assert 'href="https://doi.org/10.1/x%22%3E%3Cscript%3Ealert%285%29%3C/script%3E"' in html
     # offline and locked: the CSP loads nothing from anywhere and runs only the script whose hash it names
     csp = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]+)">', html).group(1)
     assert "default-src 'none'" in csp and "http" not in csp
@@ -142,8 +198,10 @@ def test_site_in_headless_chromium(external_runs, runs_root, tmp_path):
         assert (site / name).is_file()
     records = json.loads((site / "echonet_ef.json").read_text())
     assert {r["baseline"] for r in records} >= {"good-model", XSS}
+    assert "<" not in (site / "echonet_ef.json").read_text()  # \u003c: the same value, never markup
 
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
+    handler = functools.partial(_LoggedHandler, directory=str(site))
+    _LoggedHandler.requested = []
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/echonet_ef.html"
@@ -153,19 +211,85 @@ def test_site_in_headless_chromium(external_runs, runs_root, tmp_path):
         common = [chrome, *CHROME_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
         subprocess.run([*common, "--window-size=1400,2200", f"--screenshot={shot}", url], capture_output=True,
                        timeout=120, check=True)
-        dom = subprocess.run([*common, "--dump-dom", url], capture_output=True, text=True, timeout=120,
-                             check=True).stdout
+        netlog = tmp_path / "netlog.json"  # Chromium's network log: every request the page made
+        dom = subprocess.run([*common, f"--log-net-log={netlog}", "--dump-dom", url], capture_output=True,
+                             text=True, timeout=120, check=True).stdout
     finally:
         server.shutdown()
+    urls = _page_requests(netlog, "http://127.0.0.1")
+    assert urls == [url], f"the page made requests besides loading itself: {urls}"
+    assert set(_LoggedHandler.requested) == {"/echonet_ef.html"}, _LoggedHandler.requested
     assert shot.is_file() and shot.stat().st_size > 20_000
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     body = dom[dom.index('<table id="runs"'):]
     body = body[:body.index("</table>")]
     assert body.count("<tr") == 1 + len(records)          # header + one row per run
     assert "good-model" in body and "&lt;script&gt;alert(1)&lt;/script&gt;" in body
-    assert dom.count("<script") == 1                      # only our sorting script: the name stayed text
+    assert dom.count("<script") == 1                      # only our sorting script: the names stayed text
+    for tag in ("<img", "<iframe", "<style>body", "<b onmouseover"):
+        assert tag not in dom, f"{tag} was injected"
+    assert "Doe J. &lt;img src=x onerror=alert(3)&gt;" in dom
     assert 'data-script="ran"' in dom                      # and it ran under the page's CSP (its hash is right)
     assert "Ouyang D" in dom and "doi.org/10.1038/s41586-020-2145-8" in dom  # citations
     assert dom.count("<svg") >= 4 * len(records)            # plots inline
     for title in ("Bland-Altman", "ROC", "Predicted vs true", "Error by range"):
         assert title in dom
+
+
+def test_downloads_neither_run_nor_lose_hostile_text():
+    from cardiobench.report import _csv_cell, _json_text
+
+    recs = [{"baseline": XSS, "run": "=HYPERLINK(\"http://x\")", "mae": -1.5, "note": "-3.2", "other": "@SUM(A1)"}]
+    assert json.loads(_json_text(recs)) == recs and "<" not in _json_text(recs) and "&" not in _json_text(recs)
+    assert _csv_cell(recs[0]["run"]) == "'=HYPERLINK(\"http://x\")" and _csv_cell("@SUM(A1)") == "'@SUM(A1)"
+    assert _csv_cell("-3.2") == "-3.2" and _csv_cell(-1.5) == -1.5 and _csv_cell(XSS) == XSS
+
+
+def test_figures_keep_markup_and_dollars_as_text():
+    """Sample ids and names reach figure titles and tick labels: SVG text escaped, no mathtext."""
+    from cardiobench.report import plots
+
+    bad = '<img src=x onerror=alert(1)> $\\frac{$ & ]]>'
+    svgs = [plots.area_curves([(bad, np.arange(10.0), np.array([1, 5]), np.array([5]))]),
+            plots.forest_plot([(bad, {"value": 0.6, "low": 0.5, "high": 0.7})]),
+            plots.dice_by_sample({bad: np.array([0.8, 0.9])}, {bad: 0.85}),
+            plots.organ_label_overlays([(bad, np.zeros((8, 8)), np.ones((8, 8), int))], [bad])]
+    for svg in svgs:
+        assert "<img" not in svg and "&lt;img src=x onerror=alert(1)&gt; $\\frac{$ &amp; ]]&gt;" in svg
+
+
+def test_two_runs_finishing_at_once_both_reach_the_page(external_runs, tmp_path, monkeypatch):
+    """Run A's renderer reads the runs, then is held up; run B finishes and renders; A renders last.
+    A's page must still show B: the runs are read under the site lock, so B waits for A and reads after."""
+    import cardiobench.report as report
+    from cardiobench.runs import Run
+
+    root, site = tmp_path / "runs", tmp_path / "site"
+    a, b = root / "a", root / "b"
+    shutil.copytree(external_runs["good"], a)
+    shutil.copytree(external_runs["noisy"], b)
+    Run(b).update_manifest(status="running")
+    read, go = threading.Event(), threading.Event()
+    real = report._row
+
+    def slow_row(run, spec):
+        row = real(run, spec)
+        if threading.current_thread().name == "A" and run.path.name == "b":
+            read.set()
+            go.wait(10)  # A holds what it read (b still running) while b finishes
+        return row
+
+    monkeypatch.setattr(report, "_row", slow_row)
+    ta = threading.Thread(target=report.render_site, args=([root], site, False), name="A")
+    ta.start()
+    assert read.wait(30)
+    Run(b).update_manifest(status="finished")
+    tb = threading.Thread(target=report.render_site, args=([root], site, False), name="B")
+    tb.start()
+    tb.join(1.0)  # B blocks on the site lock while A renders (it would race ahead without it)
+    go.set()
+    ta.join(60)
+    tb.join(60)
+    records = json.loads((site / "echonet_ef.json").read_text())
+    assert sorted(Path(r["run"]).name for r in records) == ["a", "b"]
+    assert (site / "echonet_ef.html").read_text().rstrip().endswith("</html>")

@@ -54,8 +54,61 @@ def test_a_killed_build_is_never_served_and_is_rebuilt(tmp_path):
     staging = root.parent / f".{root.name}.building"
     staging.mkdir(parents=True)
     (staging / "case0.txt").write_text("half")  # what a SIGKILL during generation leaves
+    inner = root.parent / f".{staging.name}.x1y2z3"  # and the generator's own temporary folder (twin_folder)
+    inner.mkdir()
     assert not root.exists()  # the run folder's reader never sees the staging folder
     build_twin(fmt, root, _cfg())
-    assert fmt.builds == 1 and not staging.exists()
+    assert fmt.builds == 1 and not staging.exists() and not inner.exists()
     assert sorted(p.name for p in root.iterdir()) == sorted(f"case{i}.txt" for i in range(10))
     assert (root / "case0.txt").read_text() == "3"
+
+
+def test_sweep_removes_only_what_a_killed_writer_left(tmp_path):
+    from cardiobench.io import atomic_path, sweep_temporaries
+
+    with atomic_path(tmp_path / "kept.csv") as tmp:
+        tmp.write_text("a\n")
+    left = [tmp_path / ".last.pt.k3x_9a2b.pt", tmp_path / "sub" / ".predictions.csv.abcd1234.csv",
+            tmp_path / ".tokenizer.q1w2e3r4"]
+    left[1].parent.mkdir()
+    left[0].write_bytes(b"half")
+    left[1].write_text("half")
+    left[2].mkdir()
+    (left[2] / "vocab.txt").write_text("[PAD]\n")
+    kept = [tmp_path / ".render.lock", tmp_path / ".echonet_dynamic-v1-n450-s0.lock", tmp_path / ".hidden_config"]
+    for k in kept:
+        k.write_text("")
+    assert sorted(sweep_temporaries(tmp_path)) == sorted(left)
+    assert all(k.exists() for k in kept) and (tmp_path / "kept.csv").read_text() == "a\n"
+
+
+def test_runs_starting_together_preprocess_each_sample_once(tmp_path):
+    """The decode-once cache is built under a lock: the second builder waits, then finds every entry."""
+    import numpy as np
+
+    from cardiobench.data.cache import ArrayCache
+
+    sources = []
+    for i in range(6):
+        sources.append(tmp_path / f"s{i}.txt")
+        sources[-1].write_text(str(i))
+    calls = []
+
+    def preprocess(path):
+        calls.append(path.name)
+        time.sleep(0.05)
+        return {"x": np.full(3, int(path.read_text()), np.float32)}, {}
+
+    done = []
+
+    def build():
+        cache = ArrayCache(tmp_path / "cache", "fake", {"size": 1}, preprocess)
+        done.append(cache.build([p.stem for p in sources], sources, workers=1, progress=False))
+
+    threads = [threading.Thread(target=build) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(calls) == sorted(p.name for p in sources)  # each sample once
+    assert sorted(n for n, _ in done) == [0, 6]

@@ -27,7 +27,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..errors import DataError
-from ..io import atomic_path, write_json
+from ..io import atomic_path, file_lock, sweep_temporaries, write_json
 from .problems import Problem
 
 log = logging.getLogger("cardiobench")
@@ -74,11 +74,14 @@ class ArrayCache:
         self.config, self.preprocess = config, preprocess
         self.companions = companions
         self.index_file = self.folder / "index.json"
+        self.index: dict[str, dict] = self._read_index()
+
+    def _read_index(self) -> dict[str, dict]:
         try:
-            self.index: dict[str, dict] = json.loads(self.index_file.read_text()) if self.index_file.is_file() else {}
+            return json.loads(self.index_file.read_text()) if self.index_file.is_file() else {}
         except json.JSONDecodeError:
             log.warning("%s is corrupt; the cache index is rebuilt", self.index_file)
-            self.index = {}
+            return {}
 
     def valid(self, name: str, path: Path) -> bool:
         """Whether ``name``'s entry exists, matches its source's signature, and its files exist."""
@@ -115,6 +118,15 @@ class ArrayCache:
               progress: bool = True) -> tuple[int, list[Problem]]:
         """Preprocess every sample not yet validly cached; returns (samples preprocessed, problems)."""
         self.folder.mkdir(parents=True, exist_ok=True)
+        # one builder at a time: runs starting together preprocess each sample once (the second
+        # waits, then finds the entries valid), and a killed build's temporaries are swept safely
+        with file_lock(self.folder.parent / f".{self.folder.name}.lock"):
+            self.index = self._read_index()
+            sweep_temporaries(self.folder)
+            return self._build(names, paths, workers, progress)
+
+    def _build(self, names: Sequence[str], paths: Sequence[str | Path], workers: int,
+               progress: bool) -> tuple[int, list[Problem]]:
         todo = [(n, Path(p)) for n, p in zip(names, paths) if not self.valid(n, Path(p))]
         problems: list[Problem] = []
 

@@ -14,7 +14,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from ..errors import DataError
-from ..io import file_lock
+from ..io import file_lock, write_text
 from . import get_format
 from .cache import load_samples
 from .problems import Problem, problems_frame
@@ -76,9 +76,11 @@ def build_twin(fmt, root: Path, cfg: DictConfig) -> None:
         if root.is_dir():  # another run published it while this one waited
             return
         staging = root.parent / f".{root.name}.building"
-        if staging.exists():
-            log.warning("%s: an interrupted twin build; rebuilding it", staging)
-            shutil.rmtree(staging)
+        # an interrupted build leaves the staging folder, or the generator's own temporary beside it
+        for left in [staging, *root.parent.glob(f".{staging.name}.*")]:
+            if left.exists():
+                log.warning("%s: an interrupted twin build; rebuilding it", left)
+                shutil.rmtree(left)
         fmt.synthesize(staging, n=cfg.data.twin.n, seed=cfg.data.twin.seed, workers=cfg.data.workers,
                        progress=cfg.progress)
         os.replace(staging, root)
@@ -99,7 +101,7 @@ def report_problems(run_path: Path, problems: list[Problem]) -> None:
     """Write skipped.csv and log every problem (a run never drops a sample silently)."""
     if not problems:
         return
-    problems_frame(problems).to_csv(run_path / "skipped.csv", index=False)
+    write_text(run_path / "skipped.csv", problems_frame(problems).to_csv(index=False))
     for p in problems:
         log.warning("%s", p)
     log.warning("%d data problem(s); affected samples skipped, listed in %s", len(problems), run_path / "skipped.csv")

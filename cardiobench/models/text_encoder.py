@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
+import tempfile
 from collections import Counter
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import torch
 import torch.nn as nn
@@ -81,9 +84,8 @@ class WordPieceTokenizer:
                                 limit_alphabet=len(alphabet), initial_alphabet=alphabet,
                                 special_tokens=[*SPECIAL_TOKENS, *continuing], show_progress=False)
         folder = Path(folder).expanduser()
-        folder.mkdir(parents=True, exist_ok=True)
-        tok.save_model(str(folder))
-        (folder / TOKENIZER_CONFIG).write_text(json.dumps({"do_lower_case": lowercase}) + "\n")
+        _publish_folder(folder, lambda tmp: (tok.save_model(str(tmp)), (tmp / TOKENIZER_CONFIG).write_text(
+            json.dumps({"do_lower_case": lowercase}) + "\n")))
         # read back: only a tokenizer built from a vocab file gets BERT's [CLS]/[SEP] post-processor
         return cls(folder)
 
@@ -122,6 +124,20 @@ def text_tokenizer(folder: str | Path, texts: Iterable[str] = (), pretrained: st
     if (Path(folder).expanduser() / VOCAB_FILE).is_file():
         return WordPieceTokenizer.load(folder)
     return WordPieceTokenizer.train(texts, folder, **train_kwargs)
+
+
+def _publish_folder(folder: Path, write: Callable[[Path], object]) -> None:
+    """Write files into a staging folder beside ``folder`` with ``write``, then rename each into
+    ``folder``, ``vocab.txt`` last: a run killed while its vocabulary is written never leaves a
+    half-written ``vocab.txt`` for its resume to read (other files already in ``folder`` stay)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    try:
+        write(staging)
+        for f in sorted(staging.iterdir(), key=lambda f: f.name == VOCAB_FILE):
+            os.replace(f, folder / f.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _read_lowercase(folder: Path) -> bool:

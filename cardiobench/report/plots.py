@@ -18,7 +18,9 @@ from matplotlib.patches import Patch  # noqa: E402
 
 from .. import stats  # noqa: E402
 
-plt.rcParams.update({"svg.fonttype": "none", "font.size": 9, "axes.spines.top": False, "axes.spines.right": False})
+# parse_math off: sample ids, names and labels are data, and a "$" in one must not become (or break on) mathtext
+plt.rcParams.update({"svg.fonttype": "none", "text.parse_math": False, "font.size": 9, "axes.spines.top": False,
+                     "axes.spines.right": False})
 
 
 def to_svg(fig) -> str:

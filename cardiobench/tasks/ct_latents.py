@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from ..data.cache import load_samples
 from ..data.volumes import VolumeDataset
 from ..errors import CardiobenchError
+from ..io import write_text
 from ..models import build
 from ..models.medvae import posterior_mean, vae_loss
 from ..runs import Run
@@ -56,7 +57,7 @@ def autoencoder(cfg: DictConfig, run: Run, train: Sequence[np.ndarray], val: Seq
     history = fit(ae, VolumeDataset(train, {}), VolumeDataset(val, {}), _stage1_config(cfg, device),
                   run.checkpoints / "autoencoder", loss_fn=float(cfg.autoencoder.train.kl_weight),
                   resume=bool(cfg.resume), step=_vae_step)
-    pd.DataFrame(history).to_csv(run.path / "autoencoder_history.csv", index=False)
+    write_text(run.path / "autoencoder_history.csv", pd.DataFrame(history).to_csv(index=False))
     return ae
 
 

@@ -256,6 +256,33 @@ def _acdc_cases() -> list[Case]:
         (root / "training" / "loop").symlink_to(root / "training" / "loop")
         return _verify(A)
 
+    def predicted_masks(root, scratch, edit: Callable[[list[Path]], None]) -> list[str]:
+        """External predicted masks (challenge naming), made from the TEST ground truth, then broken."""
+        from cardiobench.data import acdc as fmt
+        samples, _ = fmt.index(root)
+        masks = scratch / "predicted masks"
+        masks.mkdir()
+        for row in samples[samples.split == "TEST"].itertuples():
+            shutil.copy(row.gt_path, masks / f"{row.sample_id}.nii.gz")
+        edit(sorted(masks.glob("*.nii.gz")))
+        return ["evaluate", "--task", "acdc_seg", "--predictions", str(masks), "--name", "m", "data.root={root}",
+                f"runs_root={scratch / 'runs'}", "report=false"]
+
+    def masks_ok(root, scratch):
+        return predicted_masks(root, scratch, lambda files: None)
+
+    def masks_missing_case(root, scratch):
+        return predicted_masks(root, scratch, lambda files: files[-1].unlink())
+
+    def masks_wrong_shape(root, scratch):
+        return predicted_masks(root, scratch, lambda files: _nifti_reshape(files[0], files[0]))
+
+    def masks_label_out_of_range(root, scratch):
+        return predicted_masks(root, scratch, lambda files: _nifti_rewrite(files[0], data_fn=lambda d: d * 3))
+
+    def masks_not_nifti(root, scratch):
+        return predicted_masks(root, scratch, lambda files: _not_gzip(files[0]))
+
     def space_and_unicode_path(root, scratch):
         target = scratch / "données cardiaques" / "ACDC set"
         shutil.copytree(root, target, symlinks=True)
@@ -272,6 +299,11 @@ def _acdc_cases() -> list[Case]:
             Case("label_map_affine_mismatch", A, gt_affine, "refused", "_gt.nii.gz"),
             Case("label_map_not_integer", A, gt_float_labels, "refused", "_gt.nii.gz"),
             Case("label_out_of_range", A, gt_label_out_of_range, "refused", "_gt.nii.gz"),
+            Case("predicted_masks_ok", A, masks_ok, "accepted", "run folder"),
+            Case("predicted_masks_missing_case", A, masks_missing_case, "refused", "_ES.nii.gz"),
+            Case("predicted_mask_wrong_shape", A, masks_wrong_shape, "refused", "_ED.nii.gz"),
+            Case("predicted_mask_label_out_of_range", A, masks_label_out_of_range, "refused", "_ED.nii.gz"),
+            Case("predicted_mask_not_nifti", A, masks_not_nifti, "refused", "_ED.nii.gz"),
             Case("symlink_loop", A, symlink_loop, "accepted", ""),
             Case("path_with_spaces_and_accents", A, space_and_unicode_path, "accepted", "")]
 
