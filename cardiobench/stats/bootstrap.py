@@ -19,6 +19,7 @@ import numpy as np
 from scipy.special import ndtr, ndtri
 
 from .metrics import MEAN, SUM_STATISTICS, SumStatistic, auc
+from .sampling import uniform_indices
 
 Method = Literal["bca", "percentile", "basic"]
 Alternative = Literal["two-sided", "greater", "less"]
@@ -91,12 +92,10 @@ class _Resampler:
             self.strata = [np.flatnonzero(cs == s) for s in np.unique(cs)]
 
     def draw(self, rng: np.random.Generator, b: int) -> np.ndarray:
-        """(b, n_clusters) resampled cluster ids, each stratum keeping its own size. int64 (intp): numpy
-        converts narrower index arrays before every gather; int32 draws measured 10 % slower overall."""
-        dtype = np.int64
+        """(b, n_clusters) resampled cluster ids (int64), each stratum keeping its own size."""
         if len(self.strata) == 1:  # the common case: no gather through the stratum's member list
-            return rng.integers(0, self.n_clusters, size=(b, self.n_clusters), dtype=dtype)
-        parts = [s[rng.integers(0, len(s), size=(b, len(s)), dtype=dtype)] for s in self.strata]
+            return uniform_indices(rng, self.n_clusters, (b, self.n_clusters))
+        parts = [s[uniform_indices(rng, len(s), (b, len(s)))] for s in self.strata]
         return np.concatenate(parts, axis=1)
 
     def rows(self, clusters: np.ndarray) -> np.ndarray:
@@ -185,7 +184,7 @@ def _draw_replicates(statistic: str | Callable | SumStatistic, arrays: list[np.n
         b = batch or max(1, min(n_resamples, 500_000 // max(resampler.n_clusters, 1)))
         for i in range(0, n_resamples, b):
             idx = resampler.draw(rng, min(b, n_resamples - i))
-            sums = np.stack([c[idx].sum(axis=1) for c in columns], axis=-1)
+            sums = np.stack([np.take(c, idx).sum(axis=1) for c in columns], axis=-1)
             n_rows = np.full(len(idx), fixed_n) if fixed_n is not None else counts[idx].sum(axis=1)
             out[i:i + len(idx)] = sumstat.finalize(sums, n_rows)
         return out
