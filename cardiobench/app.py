@@ -2,20 +2,24 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from . import tasks
+from . import distributed, tasks
 from .config import CONF_DIR, PROJECT_DIR, register_configs, resolve, spec_of
 from .console import finish_run
 from .data.source import resolve_source
 from .errors import CardiobenchError
 from .evaluation import evaluate
+from .io import sweep_temporaries
 from .pipeline import run_task
 from .runs import Run, default_run_dir, git_commit, latest_unfinished, now_iso, versions
 from .train import seed_everything
@@ -45,10 +49,18 @@ def pick_device(profile: DictConfig) -> str:
     return profile.device
 
 
-def execute(cfg: DictConfig) -> Run:
-    """Run a resolved config end to end; the run folder is the only output."""
-    from pathlib import Path
+def execute(cfg: DictConfig) -> Run | None:
+    """Run a resolved config end to end; the run folder is the only output. Under torchrun rank 0 does
+    this, and every other rank trains beside it (``follow``) and returns None."""
+    group = distributed.init(pick_device(cfg.profile))
+    path = distributed.broadcast(_run_path(cfg) if group.main else None)  # one folder: rank 0's clock
+    if not group.main:
+        follow(cfg, path, group)
+        return None
+    return _execute(cfg, path, group)
 
+
+def _run_path(cfg: DictConfig) -> Path:
     if cfg.run_dir:
         path = Path(cfg.run_dir)
     elif cfg.resume:
@@ -58,21 +70,49 @@ def execute(cfg: DictConfig) -> Run:
                                    "give --run-dir")
     else:
         path = default_run_dir(cfg)
+    return path
+
+
+def follow(cfg: DictConfig, path: Path, group: distributed.Group) -> None:
+    """A rank other than 0: train beside rank 0, reading its checkpoints; whatever the task writes
+    while loading data goes to a scratch folder of this rank's, deleted at the end (not the run folder)."""
+    logging.getLogger("cardiobench").setLevel(logging.WARNING)  # rank 0 reports
+    if not distributed.broadcast(None):  # rank 0 has checked the run folder: nothing to do (finished)
+        return
+    cfg.run_dir = str(path)
+    if cfg.profile.threads:
+        torch.set_num_threads(int(cfg.profile.threads))
+    seed_everything(int(cfg.seed), deterministic=bool(cfg.profile.deterministic))
+    device = distributed.device_of(pick_device(cfg.profile), group)
+    spec = spec_of(cfg)
+    scratch = Path(tempfile.mkdtemp(prefix=f"cardiobench-rank{group.rank}-"))
+    try:
+        run_task(tasks.get(spec.name), spec, cfg, Run(scratch), resolve_source(cfg), device,
+                 checkpoints=Run(path).checkpoints)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _execute(cfg: DictConfig, path: Path, group: distributed.Group) -> Run:
     run = Run(path)
     if run.finished and cfg.resume:
         log.info("%s already finished; nothing to resume", path)
+        distributed.broadcast(False)
         return run
     if path.exists() and any(path.iterdir()) and not cfg.resume:
         raise CardiobenchError(f"{path}: run folder exists and is not empty; use resume=true or another --run-dir")
     path.mkdir(parents=True, exist_ok=True)
+    distributed.broadcast(True)  # the other ranks waited for the checks above and the folder
     setup_logging(run.log_file)
+    for left in sweep_temporaries(path) if cfg.resume else []:
+        log.info("removed %s, left half-written by the interrupted run", left)
     cfg.run_dir = str(path)
     run.write_config(cfg)
 
     if cfg.profile.threads:
         torch.set_num_threads(int(cfg.profile.threads))
     seed_everything(int(cfg.seed), deterministic=bool(cfg.profile.deterministic))
-    device = pick_device(cfg.profile)
+    device = distributed.device_of(pick_device(cfg.profile), group)
     spec = spec_of(cfg)
     task = tasks.get(spec.name)
 
@@ -82,7 +122,8 @@ def execute(cfg: DictConfig) -> Run:
                         profile=cfg.profile.name, model=cfg.model.name, seed=int(cfg.seed), status="running",
                         started=run.manifest().get("started", started), versions=versions(),
                         git_commit=git_commit(PROJECT_DIR), device=device, threads=torch.get_num_threads(),
-                        cpu_kernels=torch.backends.cpu.get_cpu_capability(), command=" ".join(sys.argv))
+                        cpu_kernels=torch.backends.cpu.get_cpu_capability(), command=" ".join(sys.argv),
+                        world_size=group.world_size, backend=group.backend)
     try:
         source = resolve_source(cfg)
         run.update_manifest(data={"root": str(source.root), "is_twin": source.is_twin,
@@ -108,10 +149,13 @@ def main(cfg: DictConfig) -> None:
     try:
         cfg = resolve(cfg, list(HydraConfig.get().overrides.task))
         run = execute(cfg)
-        finish_run(run, cfg)
+        if run is not None:  # None: a torchrun rank other than 0, whose part ended with training
+            finish_run(run, cfg)
     except CardiobenchError as exc:  # the user's input: one clear line, no traceback
         print(f"cardiobench: error: {exc}", file=sys.stderr)
         sys.exit(1)
+    finally:
+        distributed.shutdown()
 
 
 def hydra_entry(overrides: list[str]) -> None:

@@ -44,7 +44,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="smoke: small sizes on the CPU in minutes (default); paper: the published recipe (GPU, "
                         "real data); tiny: seconds, the plumbing only (numbers mean nothing)")
     r.add_argument("--run-dir", help="put the run folder exactly here")
-    r.add_argument("--multirun", "-m", action="store_true", help="Hydra multirun over comma-separated values")
+    r.add_argument("--multirun", "-m", action="store_true",
+                   help="Hydra multirun over comma-separated values (seed=0,1,2); hydra/launcher=joblib runs the jobs "
+                        "as parallel processes, hydra/launcher=submitit_slurm on SLURM (README: Scaling out)")
+    r.add_argument("--cfg", choices=["job", "hydra", "all"],
+                   help="print the composed config (job: the run's; hydra: Hydra's, launcher included) and exit "
+                        "without running")
     r.add_argument("overrides", nargs="*", metavar="key=value",
                    help="Hydra overrides, e.g. seed=1 data.root=/data/EchoNet-Dynamic train.epochs=2 resume=true")
 
@@ -65,9 +70,13 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compare", help="paired comparison of two runs on the same test samples",
                        description="Align two runs' predictions on sample ids and test every metric's difference "
                                    "(a - b): paired bootstrap for MAE/RMSE/R2 (patients resampled jointly), paired "
-                                   "DeLong for AUCs. Refuses runs scored on different test sets.")
-    c.add_argument("run_a", help="run folder A")
-    c.add_argument("run_b", help="run folder B")
+                                   "DeLong for AUCs. Refuses runs scored on different test sets. Either side may be a seed "
+                                   "group (a folder of runs of one recipe with different seeds): then the means over "
+                                   "seeds are compared by a two-level bootstrap (seeds resampled within each group, "
+                                   "patients once for both) and each shared seed's difference is listed.")
+    c.add_argument("run_a", help="run folder A, or a folder of runs of one recipe that differ only by seed "
+                                 "(a seed group: compared by a two-level bootstrap, seeds then patients)")
+    c.add_argument("run_b", help="run folder B, or a seed group's folder")
     c.add_argument("--json", metavar="OUT", help="also write the comparison to this JSON file")
     c.add_argument("--n-resamples", type=int, default=9999, help="bootstrap resamples (default 9999)")
     c.add_argument("--level", type=float, default=0.95, help="confidence level of the intervals (default 0.95)")
@@ -157,6 +166,19 @@ def cmd_list() -> int:
     return 0
 
 
+def first_job(overrides: list[str]) -> list[str]:
+    """A sweep's overrides with each swept value (``seed=0,1,2``, ``range(3)``) replaced by its first."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    out = []
+    for o in OverridesParser.create().parse_overrides(overrides):
+        if o.is_sweep_override():
+            out.append(f"{o.get_key_element()}={next(iter(o.sweep_string_iterator()))}")
+        else:
+            out.append(o.input_line)
+    return out
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .config import load_baseline, load_task
 
@@ -174,7 +196,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     overrides = run_overrides(spec.name, baseline, args.profile or "smoke", args.overrides, args.multirun)
     if args.run_dir:
         overrides.append(f"run_dir={Path(args.run_dir)}")
-    if args.multirun:
+    if args.cfg:  # Hydra prints one job's config: a sweep shows its first job (launcher section included)
+        overrides = ["--cfg", args.cfg, *first_job(overrides)]
+    elif args.multirun:
         overrides.insert(0, "--multirun")
     from .app import hydra_entry
 
@@ -210,17 +234,29 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from .compare import compare_runs, format_table
+    from .compare import compare_runs, compare_seed_groups, format_table, seed_group
     from .io import write_json
-    from .runs import Run
 
-    a, b = Run.open(args.run_a), Run.open(args.run_b)
     if not 0 < args.level < 1:
         raise CardiobenchError(f"--level must lie between 0 and 1 (e.g. 0.95), not {args.level}")
-    rows = compare_runs(a, b, level=args.level, n_resamples=args.n_resamples)
-    print(format_table(rows, str(a.path), str(b.path), level=args.level))
+    ga, gb = seed_group(args.run_a), seed_group(args.run_b)
+    if len(ga) == 1 and len(gb) == 1:
+        a, b = ga[0], gb[0]
+        rows = compare_runs(a, b, level=args.level, n_resamples=args.n_resamples)
+        print(format_table(rows, str(a.path), str(b.path), level=args.level))
+        result = {"a": str(a.path), "b": str(b.path), "comparisons": rows}
+    else:
+        rows, per_seed = compare_seed_groups(ga, gb, level=args.level, n_resamples=min(args.n_resamples, 2000))
+        name_a, name_b = (f"{p} (seeds {', '.join(str(r.config().get('seed')) for r in g)}: mean over seeds)"
+                          for p, g in ((args.run_a, ga), (args.run_b, gb)))
+        print(format_table(rows, name_a, name_b, level=args.level))
+        for metric, diffs in per_seed.items():
+            shown = ", ".join(f"seed {s}: {d:+.4g}" for s, d in diffs.items()) or "no seed in common"
+            print(f"per-seed a - b, {metric}: {shown}")
+        result = {"a": [str(r.path) for r in ga], "b": [str(r.path) for r in gb], "comparisons": rows,
+                  "per_seed_differences": {m: {str(s): d for s, d in v.items()} for m, v in per_seed.items()}}
     if args.json:
-        write_json(Path(args.json), {"a": str(a.path), "b": str(b.path), "comparisons": rows})
+        write_json(Path(args.json), result)
         print(f"wrote {args.json}")
     return 0
 

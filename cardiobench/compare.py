@@ -1,12 +1,14 @@
 """Paired comparison of two runs on the same test samples (``cardiobench compare``), spec-driven."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
 from . import evaluation
 from .config import spec_of
 from .errors import CardiobenchError
-from .runs import Run
+from .runs import Run, find_runs
 from .spec import TaskSpec
 
 
@@ -79,6 +81,49 @@ def align_predictions(a: pd.DataFrame, b: pd.DataFrame, spec: TaskSpec, name_a: 
 def compare_runs(run_a: Run, run_b: Run, level: float = 0.95, n_resamples: int = 9999) -> list[dict]:
     a, b, spec = align(run_a, run_b)
     return evaluation.compare(a, b, spec, level=level, n_resamples=n_resamples)
+
+
+def seed_group(path: str | Path) -> list[Run]:
+    """The finished runs of one seed group: a run folder (a group of one), or a folder holding runs of one
+    recipe on one test set with distinct seeds (``runs/<task>/<baseline>``, a sweep's runs)."""
+    from .seeds import recipe_key
+
+    p = Path(path)
+    if (p / "config.yaml").is_file():
+        return [Run.open(p)]
+    runs = [r for r in find_runs([p]) if r.finished] if p.is_dir() else []
+    if not runs:
+        raise CardiobenchError(f"{p}: neither a run folder nor a folder holding finished runs")
+    kinds = {(recipe_key(r.config()), (r.manifest().get("data") or {}).get("fingerprint")) for r in runs}
+    if len(kinds) > 1:
+        raise CardiobenchError(f"{p}: holds runs of {len(kinds)} different recipes or test sets; a seed group is "
+                               f"runs that differ only by seed (give a folder of one recipe, or one run)")
+    seeds = [r.config().get("seed") for r in runs]
+    if len(set(seeds)) < len(seeds):
+        raise CardiobenchError(f"{p}: several runs have the same seed ({', '.join(map(str, sorted(seeds)))}); "
+                               f"keep one run per seed")
+    return sorted(runs, key=lambda r: r.config().get("seed"))
+
+
+def compare_seed_groups(a: list[Run], b: list[Run], level: float = 0.95,
+                        n_resamples: int = 2000) -> tuple[list[dict], dict[str, dict]]:
+    """Each compared (primary-variant) metric of two seed groups on the same test samples: the difference
+    of the means over seeds with its two-level bootstrap interval and p-value (``cardiobench.seeds``),
+    and per metric the per-seed differences of the seeds both groups ran."""
+    from .seeds import compare_groups
+
+    spec = align(a[0], b[0])[2]  # refuses different tasks and test sets up front
+    ta = {r.config().get("seed"): r.predictions() for r in a}
+    tb = {r.config().get("seed"): r.predictions() for r in b}
+    rows, per_seed = [], {}
+    for name, m in spec.compared.items():
+        if m.variants == "table":
+            continue
+        d = compare_groups(ta, tb, spec, name, level=level, n_resamples=n_resamples)
+        rows.append(dict(metric=name, a=d.mean_a, b=d.mean_b, diff=d.diff, low=d.low, high=d.high,
+                         p_value=d.p_value, test=f"two-level bootstrap, seeds then patients ({n_resamples} resamples)"))
+        per_seed[name] = d.per_seed
+    return rows, per_seed
 
 
 def format_table(rows: list[dict], name_a: str, name_b: str, level: float = 0.95) -> str:

@@ -55,6 +55,7 @@ class TrainSchema:
     val_every: int = 1                # validate (and select, and count patience) every this many epochs
     label_smoothing: float = 0.0      # classification/segmentation losses that take it
     channels_last: bool = False       # 2D models on CUDA: NHWC memory format
+    sync_bn: bool = False             # torchrun on GPUs: SyncBatchNorm (BatchNorm statistics over all ranks)
     loss: str = "mse"
     output_bias: Any = None           # "train_mean", a number, or null
     select_by: str = "val_loss"       # the epoch kept as best.pt: val_loss or a task's val_* metric

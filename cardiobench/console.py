@@ -26,7 +26,11 @@ def finish_run(run: Run, cfg: DictConfig) -> None:
     """Print the metrics table and (if ``report``) render the run's task page and print its path."""
     print_metrics(run.metrics(), cfg)
     print(f"\nrun folder: {run.path}")
-    if cfg.report:
+    from .sweep import in_sweep
+
+    if cfg.report and in_sweep():
+        print("leaderboard page: rendered once, when the whole sweep has ended")
+    elif cfg.report:
         from .report import render_site, task_page_path
 
         render_site([cfg.runs_root, run.path], cfg.site_dir, tasks=[str(cfg.task.name)])

@@ -6,8 +6,11 @@ validation loss, or a task's validation metric such as ``val_dice``) and write `
 
 Batches are dicts (``{"x": ..., "y": ...}`` by default); a task's ``step(model, batch, loss_fn)``
 turns one into a loss, so several heads, dict outputs and contrastive losses fit the same loop.
-The DistributedDataParallel seams are the loader's ``sampler`` and ``model_without_ddp`` (what is
-saved), so DDP can be added without rewriting the loop.
+Under ``torchrun`` (``cardiobench.distributed``) the model is wrapped in DistributedDataParallel, each
+rank reads its shard of TRAIN through a ``DistributedSampler`` (``set_epoch`` every epoch; the batch size
+is per process, as in torchvision's references), the training loss is averaged over all ranks, every
+rank validates on the whole of VAL (so every rank takes the same selection and early-stopping
+decisions), and rank 0 alone writes checkpoints (``model_without_ddp``), the others waiting for it.
 """
 from __future__ import annotations
 
@@ -24,8 +27,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset
+from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
+from . import distributed
 from .io import atomic_path
 
 log = logging.getLogger("cardiobench")
@@ -102,6 +107,7 @@ class TrainConfig:
     patience: int | None = None   # early stopping after this many epochs without a better score
     val_every: int = 1            # validate every this many epochs (and at the last one)
     channels_last: bool = False   # NHWC weights and inputs on CUDA (2D convolutions run faster)
+    sync_bn: bool = False         # under DDP on GPUs: BatchNorm statistics over all ranks (small per-GPU batches)
     select_by: str = "val_loss"   # the epoch kept as best.pt: val_loss or a val_* metric of the task
     select_mode: str = "min"      # min | max
     num_workers: int = 0
@@ -167,13 +173,14 @@ def train_config(cfg, device: str) -> TrainConfig:
                        device=device, progress=cfg.progress, warmup_fraction=t.warmup_fraction, head_lr=t.head_lr,
                        accumulate=int(t.accumulate), grad_clip=t.grad_clip, patience=t.patience,
                        select_by=t.select_by, select_mode=t.select_mode, val_every=int(t.val_every),
-                       channels_last=bool(t.channels_last))
+                       channels_last=bool(t.channels_last), sync_bn=bool(t.sync_bn))
 
 
 def run_epoch(model: nn.Module, loader: DataLoader, loss_fn: Callable, cfg: TrainConfig,
               optimizer: torch.optim.Optimizer | None, desc: str, scheduler=None, step: Step = default_step,
-              parts: dict[str, float] | None = None) -> float:
-    """One pass over ``loader``; trains when an optimizer is given. Returns the mean loss per sample.
+              parts: dict[str, float] | None = None, reduce: bool = False) -> float:
+    """One pass over ``loader``; trains when an optimizer is given. Returns the mean loss per sample
+    (``reduce``: over the samples of every rank, for a loader that reads one rank's shard).
 
     A step may return ``(loss, {name: value})``, the loss's components (fVLM's loss per organ): each
     component's mean per sample, over the batches that had it, is written into ``parts``.
@@ -217,6 +224,11 @@ def run_epoch(model: nn.Module, loader: DataLoader, loss_fn: Callable, cfg: Trai
                 acc[0] += float(value) * k
                 acc[1] += k
             bar.set_postfix(loss=f"{total / n:.3g}")
+    if reduce and distributed.current().active:
+        # the loss over every rank's samples; loss components stay this rank's (their names may differ by rank)
+        sums = torch.tensor([total, n], dtype=torch.float64, device=device)
+        torch.distributed.all_reduce(sums)
+        total, n = sums.tolist()
     if parts is not None:
         parts.update({name: s / c for name, (s, c) in part_sums.items()})
     return total / max(n, 1)
@@ -251,15 +263,23 @@ def fit(model: nn.Module, train_ds: Dataset, val_ds: Dataset, cfg: TrainConfig, 
     """
     if cfg.select_mode not in ("min", "max"):
         raise ValueError(f"select_mode must be 'min' or 'max', not {cfg.select_mode!r}")
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    group = distributed.current()
+    if group.main:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
     last, best = ckpt_dir / "last.pt", ckpt_dir / "best.pt"
     device = torch.device(cfg.device)
     model.to(device)
     if cfg.channels_last and device.type == "cuda":
         model.to(memory_format=torch.channels_last)
-    model_without_ddp = model  # what is saved; under DDP the wrapped module
-    optimizer = build_optimizer(model, cfg)
-    steps_per_epoch = math.ceil(math.ceil(len(train_ds) / cfg.batch_size) / cfg.accumulate)
+    model_without_ddp = model  # what is saved and validated; under DDP the wrapped module
+    if group.active:
+        if cfg.sync_bn and device.type == "cuda":  # SyncBatchNorm has no CPU kernel
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            model_without_ddp = model
+        model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    optimizer = build_optimizer(model_without_ddp, cfg)
+    shard = math.ceil(len(train_ds) / group.world_size)
+    steps_per_epoch = math.ceil(math.ceil(shard / cfg.batch_size) / cfg.accumulate)
     scheduler, per_step = build_scheduler(optimizer, cfg, steps_per_epoch)
     history: list[dict] = []
     key, mode = cfg.select_by, cfg.select_mode
@@ -280,24 +300,29 @@ def fit(model: nn.Module, train_ds: Dataset, val_ds: Dataset, cfg: TrainConfig, 
         for ds in (train_ds, val_ds):
             if hasattr(ds, "set_epoch"):
                 ds.set_epoch(epoch)
-        torch.manual_seed(cfg.seed * 100_003 + epoch)
+        # per-rank seeds from the run seed (rank 0 keeps the single-process one): dropout and augmentation differ
+        torch.manual_seed(cfg.seed * 100_003 + epoch + group.rank * 1_000_003)
+        sampler = None
+        if group.active:
+            sampler = DistributedSampler(train_ds, group.world_size, group.rank, shuffle=True, seed=cfg.seed * 100_003)
+            sampler.set_epoch(epoch)
         train_loader = make_loader(train_ds, cfg.batch_size, True, cfg.seed * 100_003 + epoch, cfg.num_workers,
-                                   collate_fn)
+                                   collate_fn, sampler=sampler)
         val_loader = make_loader(val_ds, cfg.batch_size, False, 0, cfg.num_workers, collate_fn)
         train_parts: dict[str, float] = {}
         train_loss = run_epoch(model, train_loader, loss_fn, cfg, optimizer, f"epoch {epoch + 1}/{cfg.epochs} train",
-                               scheduler if per_step else None, step, train_parts)
+                               scheduler if per_step else None, step, train_parts, reduce=True)
         train_seconds = time.time() - t0
         if not per_step:
             scheduler.step()
         record = dict(epoch=epoch + 1, train_loss=train_loss, **{f"train_loss_{k}": v for k, v in train_parts.items()})
         validate = (epoch + 1) % max(cfg.val_every, 1) == 0 or epoch + 1 == cfg.epochs
         if validate:
-            extra = val_metrics(model) if val_metrics is not None else {}
+            extra = val_metrics(model_without_ddp) if val_metrics is not None else {}
             # a task whose own validation pass already yields the loss spares the loader a second pass
             val_parts: dict[str, float] = {}
             record["val_loss"] = extra.pop("val_loss") if "val_loss" in extra else run_epoch(
-                model, val_loader, loss_fn, cfg, None, f"epoch {epoch + 1}/{cfg.epochs} val", step=step, parts=val_parts)
+                model_without_ddp, val_loader, loss_fn, cfg, None, f"epoch {epoch + 1}/{cfg.epochs} val", step=step, parts=val_parts)
             record.update({f"val_loss_{k}": v for k, v in val_parts.items()}, **extra)
         if validate and key not in record:
             raise ValueError(f"train.select_by={key!r} is not a validation number of this task "
@@ -308,16 +333,19 @@ def fit(model: nn.Module, train_ds: Dataset, val_ds: Dataset, cfg: TrainConfig, 
         improved = validate and _better(record[key], best_score, mode)
         if improved:
             best_score = record[key]
-            _save(best, {"model": model_without_ddp.state_dict(), "epoch": epoch + 1, key: record[key]})
-        _save(last, {"model": model_without_ddp.state_dict(), "optimizer": optimizer.state_dict(),
-                     "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "best_score": best_score,
-                     "history": history})
+            if group.main:
+                _save(best, {"model": model_without_ddp.state_dict(), "epoch": epoch + 1, key: record[key]})
+        if group.main:
+            _save(last, {"model": model_without_ddp.state_dict(), "optimizer": optimizer.state_dict(),
+                         "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "best_score": best_score,
+                         "history": history})
+        distributed.barrier()  # the other ranks read these files (resume, the best epoch at the end)
         shown = f"  val loss {record['val_loss']:.4g}" if validate else ""
         if validate and key != "val_loss":
             shown += f"  {key} {record[key]:.4g}"
         log.info("epoch %d/%d  train loss %.4g%s  (%.1fs)%s", epoch + 1, cfg.epochs, train_loss, shown,
                  record["seconds"], "  *best*" if improved else "")
-        if on_epoch:
+        if on_epoch and group.main:
             on_epoch(record)
         if validate and cfg.patience and _since_best(history, key, mode) >= cfg.patience:
             log.info("early stopping: no better %s in %d epochs", key, _since_best(history, key, mode))

@@ -18,7 +18,7 @@ from statsmodels.stats.multitest import multipletests
 from cardiobench.config import load_baseline
 
 from .conftest import cli
-from .runmaker import ef_predictions, make_run, split_twin, truth_of
+from .runmaker import echo_test_set, ef_predictions, make_run
 
 REFERENCE = "echonet_dynamic_r2plus1d"
 # The page draws 2 000 resamples from seed 0; the oracle draws the same ones (a BCa p-value's Monte-Carlo
@@ -85,9 +85,7 @@ def naive_delong_p(label, score_a, score_b) -> float:
 @pytest.fixture(scope="module")
 def board(twin80, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("board")
-    root = split_twin(twin80, tmp / "echo60", n_test=60)
-    truth = truth_of(root)
-    y = truth.EF.to_numpy(float)
+    root, truth, y = echo_test_set(twin80, tmp / "echo60")
     rng = np.random.default_rng(5)
     preds = {REFERENCE: y + rng.normal(0, 5.2, len(y)),              # MAE 4.1, tied with the best
              "echonet_dynamic_r3d": y + rng.normal(0, 5.6, len(y)),   # the best here

@@ -23,12 +23,13 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 from omegaconf import OmegaConf
 
-from .. import evaluation, stats
+from .. import evaluation, seeds, stats
 from ..compare import align, one_variant
 from ..config import LEADERBOARDS_DIR, TEMPLATES_DIR, baseline_files, load_baseline, load_task, spec_of, task_files
 from ..errors import CardiobenchError
-from ..io import file_lock, write_json, write_text
+from ..io import file_lock, json_default, sweep_temporaries, write_text
 from ..runs import Run, find_runs
+from ..seeds import recipe_key
 from ..spec import TaskSpec
 
 ALPHA = 0.05
@@ -98,8 +99,52 @@ def _row(run: Run, spec: TaskSpec) -> dict | None:
         profile=str(cfg.profile.name), seed=cfg.get("seed"), commit=str(m.get("git_commit", "unknown"))[:12],
         date=str(m.get("ended", ""))[:10], twin=bool(m.get("data", {}).get("is_twin", True)),
         fingerprint=m.get("data", {}).get("fingerprint"), metrics=run.metrics(), variant=vs[0] if vs else "",
-        variants=vs, external=cfg.get("external") is not None, run_name=run.path.name,
+        variants=vs, external=cfg.get("external") is not None, run_name=run.path.name, recipe=recipe_key(cfg),
     )
+
+
+def _group_key(row: dict) -> tuple:
+    return (row["baseline"], row["recipe"], row["fingerprint"], row["variant"], row["external"])
+
+
+def group_seeds(rows: list[dict], spec: TaskSpec, n_resamples: int = seeds.PAGE_RESAMPLES) -> list[dict]:
+    """One row per seed group (runs of one recipe on one test set that differ only by seed; see
+    ``cardiobench.seeds``): the lowest seed's row carries the group, its main score the mean over the
+    seeds with the SD and the two-level bootstrap interval, every other headline metric the mean and SD.
+    A run alone (or runs with the same seed) keeps its own row."""
+    by: dict[tuple, list[dict]] = defaultdict(list)
+    for r in rows:
+        by[_group_key(r)].append(r)
+    out = []
+    for members in by.values():
+        members.sort(key=lambda r: (r["seed"] is None, r["seed"] if r["seed"] is not None else 0, r["date"]))
+        distinct = {r["seed"] for r in members}
+        if len(members) < 2 or len(distinct) < len(members) or None in distinct:
+            out += members
+            continue
+        out.append(_group_row(members, spec, n_resamples))
+    return out
+
+
+def _group_row(members: list[dict], spec: TaskSpec, n_resamples: int) -> dict:
+    main = spec.main_score
+    head = dict(members[0])
+    tables = [one_variant(m["run"].predictions(), spec) for m in members]
+    st = seeds.seed_stats(tables, spec, main, n_resamples=n_resamples)
+    metrics = dict(head["metrics"])
+    for name in dict.fromkeys([*spec.headline, *spec.compared]):
+        values = [(m["metrics"].get(name) or {}).get("value") for m in members]
+        if any(v is None for v in values):  # not every seed has it: no group value, not seed 0's either
+            metrics.pop(name, None)
+            continue
+        entry = dict(value=float(np.mean(values)), sd=float(np.std(values, ddof=1)), low=None, high=None,
+                     per_seed=dict(zip([m["seed"] for m in members], values)))
+        if name == main:
+            entry.update(low=st.low, high=st.high, level=st.level, method="two-level bootstrap (seeds, then patients)")
+        metrics[name] = entry
+    head.update(metrics=metrics, members=members, n_seeds=len(members), tables_by_seed=tables,
+                seeds_text=", ".join(str(m["seed"]) for m in members))
+    return head
 
 
 def _comparisons(rows: list[dict], spec: TaskSpec) -> None:
@@ -115,8 +160,11 @@ def _comparisons(rows: list[dict], spec: TaskSpec) -> None:
             cache[key] = None
             if a["fingerprint"] == b["fingerprint"]:
                 try:
-                    pa, pb, _ = align(a["run"], b["run"])
-                    cache[key] = {c["metric"]: c for c in evaluation.compare(pa, pb, spec, n_resamples=2000)}
+                    if "members" in a or "members" in b:
+                        cache[key] = _group_comparison(a, b, spec)
+                    else:
+                        pa, pb, _ = align(a["run"], b["run"])
+                        cache[key] = {c["metric"]: c for c in evaluation.compare(pa, pb, spec, n_resamples=2000)}
                 except CardiobenchError:
                     pass
         return cache[key]
@@ -132,6 +180,9 @@ def _comparisons(rows: list[dict], spec: TaskSpec) -> None:
                 r["p_note"] = "no reference run on this test set"
                 continue
             c = pairs(r, ref)
+            if c is not None and metric not in c and ("members" in r or "members" in ref):
+                r["p_note"] = f"seed group: {spec.main_score} only here; cardiobench compare tests the rest"
+                continue
             if c is None or metric not in c:
                 r["p_note"] = "different test samples"
                 continue
@@ -156,6 +207,22 @@ def _comparisons(rows: list[dict], spec: TaskSpec) -> None:
         for i, p_raw, p_adj in zip(idx, ps, adjusted):
             rows[i]["tied"] = bool(p_adj >= ALPHA)
             rows[i]["p_best"] = dict(raw=p_raw, holm=float(p_adj))
+
+
+def _by_seed(row: dict, spec: TaskSpec) -> dict:
+    """{seed: primary-variant predictions} of a row: its group's seeds, or its own run."""
+    if "members" in row:
+        return {m["seed"]: t for m, t in zip(row["members"], row["tables_by_seed"])}
+    return {row["seed"]: one_variant(row["run"].predictions(), spec)}
+
+
+def _group_comparison(a: dict, b: dict, spec: TaskSpec) -> dict:
+    """The main score of two rows, one a seed group, by the two-level bootstrap (the other compared
+    metrics of a seed group are left to ``cardiobench compare``: each costs a bootstrap of its own)."""
+    name = spec.main_score
+    d = seeds.compare_groups(_by_seed(a, spec), _by_seed(b, spec), spec, name, n_resamples=seeds.PAGE_RESAMPLES)
+    return {name: dict(metric=name, diff=d.diff, low=d.low, high=d.high, p_value=d.p_value, per_seed=d.per_seed,
+                       test=f"two-level bootstrap, seeds then patients ({d.n_resamples} resamples)")}
 
 
 def _figures(row: dict, spec: TaskSpec, k: int) -> list[dict]:
@@ -191,12 +258,15 @@ def _cell_tables(row: dict, spec: TaskSpec, published: list[dict]) -> list[dict]
 def _table_records(rows: list[dict], spec: TaskSpec, metric_names: list[str]) -> list[dict]:
     out = []
     for r in rows:
-        rec = dict(baseline=r["baseline"], model=r["model"], profile=r["profile"], seed=r["seed"],
+        rec = dict(baseline=r["baseline"], model=r["model"], profile=r["profile"],
+                   seed=r["seeds_text"] if "members" in r else r["seed"], n_seeds=r.get("n_seeds", 1),
                    commit=r["commit"], date=r["date"], data="synthetic twin" if r["twin"] else "real",
                    mode=r["variant"], run=r["path"], tied_with_best=r["tied"])
         for m in metric_names:
             v = r["metrics"].get(m) or {}
             rec.update({m: v.get("value"), f"{m}_low": v.get("low"), f"{m}_high": v.get("high")})
+            if "per_seed" in v:  # a seed group: the SD across seeds and each seed's value
+                rec.update({f"{m}_sd_over_seeds": v["sd"], f"{m}_per_seed": v["per_seed"]})
             if m in r["p"]:
                 rec[f"{m}_p_vs_reference"] = r["p"][m]["raw"]
                 rec[f"{m}_p_vs_reference_holm"] = r["p"][m]["holm"]
@@ -210,13 +280,31 @@ def _table_records(rows: list[dict], spec: TaskSpec, metric_names: list[str]) ->
     return out
 
 
+def _json_text(records: list[dict]) -> str:
+    """JSON whose text has no raw ``<``, ``>`` or ``&`` (escaped as \\u003c ...): the same values once
+    parsed, and nothing a browser sniffing the file as HTML could run."""
+    text = json.dumps(records, indent=2, default=json_default)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026") + "\n"
+
+
+def _csv_cell(v):
+    """A text cell a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``, tab, CR first)
+    gets a leading apostrophe (OWASP's CSV-injection rule); numbers and other text stay as they are."""
+    if isinstance(v, str) and v[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        try:
+            float(v)
+        except ValueError:
+            return "'" + v
+    return v
+
+
 def _write_downloads(site: Path, task_name: str, records: list[dict]) -> None:
-    write_json(site / f"{task_name}.json", records)
+    write_text(site / f"{task_name}.json", _json_text(records))
     keys = list(dict.fromkeys(k for rec in records for k in rec))
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=keys)
     w.writeheader()
-    w.writerows(records)
+    w.writerows({k: _csv_cell(v) for k, v in rec.items()} for rec in records)
     write_text(site / f"{task_name}.csv", buf.getvalue())
 
 
@@ -236,6 +324,7 @@ def render_task(spec: TaskSpec, rows: list[dict], site: Path, figures: bool = Tr
         v = (r["metrics"].get(main) or {}).get("value")
         return sign * v if v is not None else np.inf
 
+    rows[:] = group_seeds(rows, spec)
     rows.sort(key=score)
     published = published_rows(spec.name)
     metric_names = list(dict.fromkeys([*spec.headline, *spec.compared]))
@@ -255,7 +344,8 @@ def render_task(spec: TaskSpec, rows: list[dict], site: Path, figures: bool = Tr
     compared = {m: s.test for m, s in spec.compared.items()}
     html = _env().get_template("task.html.j2").render(task=spec, rows=rows, published=published, main=main,
                                                       metric_names=metric_names, ci=ci, alpha=ALPHA,
-                                                      compared=compared, definitions=spec.definitions)
+                                                      compared=compared, definitions=spec.definitions,
+                                                      n_resamples=seeds.PAGE_RESAMPLES, ci_level=0.95)
     write_text(site / f"{spec.name}.html", html)
 
 
@@ -276,13 +366,24 @@ def render_index(site: Path) -> Path:
 def render_site(paths: list[str | Path], out: str | Path | None, figures: bool = True,
                 tasks: list[str] | None = None) -> Path:
     """Render the page of every task with finished runs under ``paths`` (or only ``tasks``), then
-    the index; returns the index path."""
+    the index; returns the index path. The runs are read under the site lock: a renderer that read
+    them before another run finished could otherwise overwrite the newer page with its older view."""
     site = site_dir(out)
-    runs = find_runs([p for p in paths if Path(p).exists()])
+    with site_lock(site):
+        sweep_temporaries(site)  # a renderer killed mid-write left these; none is writing now
+        by_task, specs = _rows_by_task(paths, tasks)
+        for name, rows in sorted(by_task.items()):
+            render_task(specs[name], rows, site, figures)
+        return render_index(site)
+
+
+def _rows_by_task(paths: list[str | Path],
+                  tasks: list[str] | None) -> tuple[dict[str, list[dict]], dict[str, TaskSpec]]:
+    """The leaderboard row of every finished run under ``paths`` (each folder once), by task."""
     by_task: dict[str, list[dict]] = defaultdict(list)
     specs: dict[str, TaskSpec] = {}
     seen = set()
-    for run in runs:
+    for run in find_runs([p for p in paths if Path(p).exists()]):
         key = str(run.path.resolve())
         if key in seen:
             continue
@@ -294,7 +395,4 @@ def render_site(paths: list[str | Path], out: str | Path | None, figures: bool =
         if row is not None:
             specs.setdefault(spec.name, spec)
             by_task[spec.name].append(row)
-    with site_lock(site):
-        for name, rows in sorted(by_task.items()):
-            render_task(specs[name], rows, site, figures)
-        return render_index(site)
+    return by_task, specs
