@@ -46,6 +46,8 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
+from . import distributed
+
 NORMAL_TEMPLATE = "{organ} shows no significant abnormalities."
 TEMPERATURE_INIT = 0.07
 TEMPERATURE_RANGE = (0.001, 0.5)
@@ -118,8 +120,9 @@ class Temperature(nn.Module):
 # --- gathering across processes ------------------------------------------------------------------
 
 def world_size() -> int:
-    """Processes in the default group; 1 without an initialised process group."""
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+    """Processes in the default group; 1 without an initialised process group or inside
+    ``distributed.solo()`` (every rank validating on the whole of VAL gathers nothing)."""
+    return distributed.current().world_size
 
 
 def _all_gather_counts(local: torch.Tensor) -> torch.Tensor:

@@ -6,7 +6,6 @@ for every task: the seeded, resumable training loop and the run folder's files.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import pandas as pd
 from omegaconf import DictConfig
@@ -22,25 +21,29 @@ from .train import fit, train_config
 log = logging.getLogger("cardiobench")
 
 
-def run_task(task: Task, spec: TaskSpec, cfg: DictConfig, run: Run, source: DataSource, device: str,
-             checkpoints: Path | None = None) -> pd.DataFrame | None:
+def run_task(task: Task, spec: TaskSpec, cfg: DictConfig, run: Run, source: DataSource, device: str
+             ) -> pd.DataFrame | None:
     """Train and predict; returns predictions.csv's table (row keys, patient and split first).
 
-    Under torchrun every rank trains; a rank other than 0 gets a scratch ``run`` and rank 0's
-    ``checkpoints`` folder, and returns None after training (rank 0 predicts)."""
+    Under torchrun every rank trains and predicts its share of the scored items (``distributed.map_shards``
+    in the task's ``predict``); a rank other than 0 gets a scratch ``run`` that reads rank 0's
+    checkpoints, and returns None (rank 0 writes the whole split's predictions)."""
     data = task.datasets(cfg, run, source)
     model = task.build_model(cfg, data)
     loss_fn = task.loss(cfg)
     log.info("model %s (%.2fM parameters)", cfg.model.name, sum(p.numel() for p in model.parameters()) / 1e6)
-    history = fit(model, data.train, data.val, train_config(cfg, device), checkpoints or run.checkpoints,
+    history = fit(model, data.train, data.val, train_config(cfg, device), run.checkpoints,
                   loss_fn=loss_fn, resume=bool(cfg.resume),
                   on_epoch=lambda rec: run.update_manifest(epochs_done=rec["epoch"]),
                   step=task.training_step, val_metrics=lambda m: task.validation_metrics(m, data, device),
                   collate_fn=data.collate)
-    if not distributed.current().main:
+    main = distributed.current().main
+    if main:
+        write_text(run.path / "history.csv", pd.DataFrame(history).to_csv(index=False))
+    predicted = task.predict(cfg, run, model, data, device)  # on every rank: tasks share out the forward passes
+    if not main:
         return None
-    write_text(run.path / "history.csv", pd.DataFrame(history).to_csv(index=False))
-    rows = task.derive(task.predict(cfg, run, model, data, device), cfg)
+    rows = task.derive(predicted, cfg)
     missing = [c for c in [*spec.row_keys, spec.cluster, "split", *spec.targets] if c not in rows.columns]
     if missing:
         raise RuntimeError(f"task {spec.name!r} predicted rows without column(s) {', '.join(missing)}")

@@ -9,8 +9,8 @@ turns one into a loss, so several heads, dict outputs and contrastive losses fit
 Under ``torchrun`` (``cardiobench.distributed``) the model is wrapped in DistributedDataParallel, each
 rank reads its shard of TRAIN through a ``DistributedSampler`` (``set_epoch`` every epoch; the batch size
 is per process, as in torchvision's references), the training loss is averaged over all ranks, every
-rank validates on the whole of VAL (so every rank takes the same selection and early-stopping
-decisions), and rank 0 alone writes checkpoints (``model_without_ddp``), the others waiting for it.
+rank validates on the whole of VAL by itself (``distributed.solo``: so every rank takes the same selection
+and early-stopping decisions), and rank 0 alone writes checkpoints (``model_without_ddp``), the others waiting for it.
 """
 from __future__ import annotations
 
@@ -54,12 +54,20 @@ def _worker_init(worker_id: int) -> None:
 
 
 def make_loader(ds: Dataset, batch_size: int, shuffle: bool, seed: int, workers: int = 0,
-                collate_fn: Callable | None = None, sampler=None) -> DataLoader:
+                collate_fn: Callable | None = None, sampler=None, drop_last: bool = False) -> DataLoader:
     g = torch.Generator()
     g.manual_seed(seed)
     return DataLoader(ds, batch_size=batch_size, shuffle=shuffle if sampler is None else False, sampler=sampler,
-                      num_workers=workers, generator=g, worker_init_fn=_worker_init, drop_last=False,
+                      num_workers=workers, generator=g, worker_init_fn=_worker_init, drop_last=drop_last,
                       persistent_workers=False, collate_fn=collate_fn)
+
+
+def drops_lone_sample(model: nn.Module, n: int, batch_size: int) -> bool:
+    """Whether an epoch of ``n`` training items should drop its last batch: it would hold one sample,
+    and the model batch-normalises (BatchNorm cannot normalise a lone sample's pooled 1 x 1 features,
+    e.g. DeepLabV3's ASPP pooling; a rank's shard under DDP can leave one where the whole set did not)."""
+    return n > 1 and batch_size > 1 and n % batch_size == 1 and any(
+        isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
 
 Step = Callable[[nn.Module, dict, Callable], "torch.Tensor | tuple[torch.Tensor, dict[str, float]]"]
@@ -247,6 +255,17 @@ def _since_best(history: list[dict], key: str, mode: str) -> int:
     return history[-1]["epoch"] - pick(scored, key=lambda r: r[key])["epoch"]
 
 
+def _validate(model: nn.Module, loader: DataLoader, loss_fn: Callable, cfg: TrainConfig, step: Step,
+              val_metrics: Callable[[nn.Module], dict[str, float]] | None, desc: str) -> dict[str, float]:
+    """One epoch's validation numbers: ``val_loss`` (with ``val_loss_<part>``) and the task's own."""
+    extra = val_metrics(model) if val_metrics is not None else {}
+    if "val_loss" in extra:  # a task whose own validation pass yields the loss spares the loader a second pass
+        return {"val_loss": extra.pop("val_loss"), **extra}
+    parts: dict[str, float] = {}
+    loss = run_epoch(model, loader, loss_fn, cfg, None, desc, step=step, parts=parts)
+    return {"val_loss": loss, **{f"val_loss_{k}": v for k, v in parts.items()}, **extra}
+
+
 def fit(model: nn.Module, train_ds: Dataset, val_ds: Dataset, cfg: TrainConfig, ckpt_dir: Path,
         loss_fn: Callable = nn.functional.mse_loss, resume: bool = False,
         on_epoch: Callable[[dict], None] | None = None, step: Step = default_step,
@@ -278,8 +297,10 @@ def fit(model: nn.Module, train_ds: Dataset, val_ds: Dataset, cfg: TrainConfig, 
             model_without_ddp = model
         model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     optimizer = build_optimizer(model_without_ddp, cfg)
-    shard = math.ceil(len(train_ds) / group.world_size)
-    steps_per_epoch = math.ceil(math.ceil(shard / cfg.batch_size) / cfg.accumulate)
+    shard = math.ceil(len(train_ds) / group.world_size)  # what each rank reads (DistributedSampler pads)
+    drop_last = drops_lone_sample(model_without_ddp, shard, cfg.batch_size)
+    batches = shard // cfg.batch_size if drop_last else math.ceil(shard / cfg.batch_size)
+    steps_per_epoch = math.ceil(batches / cfg.accumulate)
     scheduler, per_step = build_scheduler(optimizer, cfg, steps_per_epoch)
     history: list[dict] = []
     key, mode = cfg.select_by, cfg.select_mode
@@ -307,7 +328,7 @@ def fit(model: nn.Module, train_ds: Dataset, val_ds: Dataset, cfg: TrainConfig, 
             sampler = DistributedSampler(train_ds, group.world_size, group.rank, shuffle=True, seed=cfg.seed * 100_003)
             sampler.set_epoch(epoch)
         train_loader = make_loader(train_ds, cfg.batch_size, True, cfg.seed * 100_003 + epoch, cfg.num_workers,
-                                   collate_fn, sampler=sampler)
+                                   collate_fn, sampler=sampler, drop_last=drop_last)
         val_loader = make_loader(val_ds, cfg.batch_size, False, 0, cfg.num_workers, collate_fn)
         train_parts: dict[str, float] = {}
         train_loss = run_epoch(model, train_loader, loss_fn, cfg, optimizer, f"epoch {epoch + 1}/{cfg.epochs} train",
@@ -318,12 +339,9 @@ def fit(model: nn.Module, train_ds: Dataset, val_ds: Dataset, cfg: TrainConfig, 
         record = dict(epoch=epoch + 1, train_loss=train_loss, **{f"train_loss_{k}": v for k, v in train_parts.items()})
         validate = (epoch + 1) % max(cfg.val_every, 1) == 0 or epoch + 1 == cfg.epochs
         if validate:
-            extra = val_metrics(model_without_ddp) if val_metrics is not None else {}
-            # a task whose own validation pass already yields the loss spares the loader a second pass
-            val_parts: dict[str, float] = {}
-            record["val_loss"] = extra.pop("val_loss") if "val_loss" in extra else run_epoch(
-                model_without_ddp, val_loader, loss_fn, cfg, None, f"epoch {epoch + 1}/{cfg.epochs} val", step=step, parts=val_parts)
-            record.update({f"val_loss_{k}": v for k, v in val_parts.items()}, **extra)
+            with distributed.solo():  # every rank validates on all of VAL: a contrastive loss gathers no copies
+                record.update(_validate(model_without_ddp, val_loader, loss_fn, cfg, step, val_metrics,
+                                        f"epoch {epoch + 1}/{cfg.epochs} val"))
         if validate and key not in record:
             raise ValueError(f"train.select_by={key!r} is not a validation number of this task "
                              f"(it has {', '.join(k for k in record if k.startswith('val'))})")

@@ -45,6 +45,12 @@ class EchoClips(Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def videos_at(self, indices: Sequence[int]) -> "EchoClips":
+        """The same clips of some videos only (for deterministic clips: all-clips and beat-by-beat
+        inference; a seeded single clip depends on the item's index, so use ``Subset`` there)."""
+        return EchoClips([self.videos[i] for i in indices], self.targets[np.asarray(indices, dtype=int)], self.frames,
+                         self.period, self.mean, self.std, self.seed, self.normalize, self.layout)
+
     def __len__(self) -> int:
         return len(self.videos)
 

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from ..data import acdc, source as data_source
 from ..data.slices import SliceDataset
 from ..data.source import DataSource, report_problems
+from ..distributed import map_shards
 from ..errors import DataError
 from ..io import atomic_path, write_text
 from ..runs import Run
@@ -129,28 +130,40 @@ class ACDCSeg(Task):
         d = [volume_dice(segment(model, a["image"], device).argmax(1).numpy(), np.asarray(a["label"])) for a in arrays]
         return {"val_dice": float(np.mean(d))}
 
+    @staticmethod
+    def _volume(cfg: DictConfig, model: torch.nn.Module, s: dict, image: np.ndarray, root, device: str
+                ) -> tuple[tuple[np.ndarray, np.ndarray], list[dict], list[dict]]:
+        """One TEST volume: (its label map and affine, its clean score rows, its rows under each artifact)."""
+        from ..data.artifacts import corrupt
+
+        size, tol = int(cfg.image.size), float(cfg.eval.nsd_tolerance_mm)
+        case = acdc.read_case(s["path"], s["gt_path"], root=root)
+        pred = to_native(segment(model, image, device), case.label.shape)
+        clean = score_rows(pred, case.label, case.spacing, s, nsd_tolerance_mm=tol)
+        native = np.ascontiguousarray(case.image.transpose(2, 0, 1), dtype=np.float32)  # (Z, X, Y)
+        zyx = (case.spacing[2], case.spacing[0], case.spacing[1])
+        corrupted = []
+        for art in cfg.eval.artifacts:
+            for sev in cfg.eval.severities:
+                bad = corrupt(native, art, sev, seed=case_seed(s["sample_id"], art, sev), spacing=zyx)
+                p = to_native(segment(model, acdc.prepare_image(bad.transpose(1, 2, 0), size), device), case.label.shape)
+                corrupted += score_rows(p, case.label, case.spacing, s, artifact=art, severity=sev, nsd_tolerance_mm=tol)
+        return (pred, case.affine), clean, corrupted
+
     def predict(self, cfg: DictConfig, run: Run, model: torch.nn.Module, data: TaskData, device: str) -> pd.DataFrame:
         samples, arrays = data.info["samples"], data.info["arrays"]
         test = data.info["by"][cfg.task.split]
-        size, tol = int(cfg.image.size), float(cfg.eval.nsd_tolerance_mm)
-        conditions = [(a, s) for a in cfg.eval.artifacts for s in cfg.eval.severities]
-        clean, corrupted = [], []
-        for i in tqdm(test, desc="predict TEST volumes", unit="volume", disable=not cfg.progress):
-            s = samples.iloc[i].to_dict()
-            case = acdc.read_case(s["path"], s["gt_path"], root=data.info["root"])
-            pred = to_native(segment(model, arrays[i]["image"], device), case.label.shape)
-            save_mask(run.path / "masks" / f"{s['sample_id']}.nii.gz", pred, case.affine)
-            clean += score_rows(pred, case.label, case.spacing, s, nsd_tolerance_mm=tol)
-            native = np.ascontiguousarray(case.image.transpose(2, 0, 1), dtype=np.float32)  # (Z, X, Y)
-            zyx = (case.spacing[2], case.spacing[0], case.spacing[1])
-            for art, sev in conditions:
-                from ..data.artifacts import corrupt
 
-                bad = corrupt(native, art, sev, seed=case_seed(s["sample_id"], art, sev), spacing=zyx)
-                image = acdc.prepare_image(bad.transpose(1, 2, 0), size)
-                p = to_native(segment(model, image, device), case.label.shape)
-                corrupted += score_rows(p, case.label, case.spacing, s, artifact=art, severity=sev,
-                                        nsd_tolerance_mm=tol)
-        rows = pd.DataFrame(clean + corrupted, columns=ROW_COLUMNS)
+        def shard(positions: np.ndarray) -> tuple[list, list, list]:
+            out = [self._volume(cfg, model, samples.iloc[test[k]].to_dict(), arrays[test[k]]["image"],
+                                data.info["root"], device)
+                   for k in tqdm(positions, desc="predict TEST volumes", unit="volume", disable=not cfg.progress)]
+            return tuple(list(column) for column in zip(*out)) if out else ([], [], [])
+
+        # the volumes shared out among the ranks under torchrun; every rank gets all back, in order
+        masks, clean, corrupted = map_shards(shard, len(test))
+        for i, (labels, affine) in zip(test, masks):
+            save_mask(run.path / "masks" / f"{samples.iloc[i]['sample_id']}.nii.gz", labels, affine)
+        rows = pd.DataFrame([r for v in clean for r in v] + [r for v in corrupted for r in v], columns=ROW_COLUMNS)
         write_text(run.path / "clinical.csv", clinical_indices(rows).to_csv(index=False))
         return rows

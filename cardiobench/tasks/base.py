@@ -73,7 +73,11 @@ class Task:
         return {}
 
     def predict(self, cfg: DictConfig, run: Run, model: nn.Module, data: TaskData, device: str) -> pd.DataFrame:
-        """The scored split's predictions.csv rows; artifacts (masks, curves) go into the run folder."""
+        """The scored split's predictions.csv rows; artifacts (masks, curves) go into the run folder.
+
+        Under torchrun every rank calls it (``run`` is a scratch folder on ranks other than 0, and
+        rank 0's rows are kept): wrap the forward passes in ``distributed.map_shards`` to share them
+        out; a task that does not simply computes everything on every rank."""
         raise NotImplementedError
 
     def derive(self, rows: pd.DataFrame, cfg: DictConfig) -> pd.DataFrame:

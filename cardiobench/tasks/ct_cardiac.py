@@ -18,11 +18,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 from scipy.special import expit
+from torch.utils.data import Subset
 from tqdm.auto import tqdm
 
 from ..data import ct_echo, source as data_source
 from ..data.source import DataSource, report_problems
 from ..data.volumes import VolumeDataset, volume_augmentation
+from ..distributed import map_shards
 from ..errors import CardiobenchError, DataError
 from ..io import write_text
 from ..runs import Run
@@ -127,7 +129,7 @@ class CTCardiac(Task):
         return multitask_loss(model, out["lvef"], out["as_logit"], batch["lvef_z"], batch["as"], loss_fn)
 
     @torch.no_grad()
-    def _outputs(self, model: nn.Module, ds: VolumeDataset, device: str, batch: int, desc: str,
+    def _outputs(self, model: nn.Module, ds: VolumeDataset | Subset, device: str, batch: int, desc: str,
                  progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Standardised LVEF and the AS logit of every item of ``ds``."""
         model.eval()
@@ -138,6 +140,11 @@ class CTCardiac(Task):
             z.append(out["lvef"].float().view(-1).cpu())
             logit.append(out["as_logit"].float().view(-1).cpu())
         return torch.cat(z).numpy(), torch.cat(logit).numpy()
+
+    def _shared_outputs(self, model: nn.Module, ds: VolumeDataset, device: str, batch: int, desc: str,
+                        progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """``_outputs`` of every item, the volumes shared out among the ranks under torchrun."""
+        return map_shards(lambda idx: self._outputs(model, Subset(ds, idx), device, batch, desc, progress), len(ds))
 
     def validation_metrics(self, model: nn.Module, data: TaskData, device: str) -> dict[str, float]:
         """``val_loss`` (the training loss over VAL: the loop then skips its own pass), ``val_mae``
@@ -161,11 +168,12 @@ class CTCardiac(Task):
     def predict(self, cfg: DictConfig, run: Run, model: nn.Module, data: TaskData, device: str) -> pd.DataFrame:
         samples, by = data.info["samples"], data.info["by"]
         batch = max(1, int(cfg.train.batch_size))
-        _, val_logit = self._outputs(model, data.info["eval"]["VAL"], device, batch, "predict VAL", cfg.progress)
+        _, val_logit = self._shared_outputs(model, data.info["eval"]["VAL"], device, batch, "predict VAL", cfg.progress)
         val_prob = expit(val_logit)
         threshold = youden_threshold(samples.aortic_stenosis.to_numpy()[by["VAL"]], val_prob)
         split = cfg.task.split
-        z, logit = self._outputs(model, data.info["eval"][split], device, batch, f"predict {split}", cfg.progress)
+        z, logit = self._shared_outputs(model, data.info["eval"][split], device, batch, f"predict {split}",
+                                        cfg.progress)
         prob = expit(logit)
         rows = samples.iloc[by[split]][["sample_id", "patient_id", "split", "lvef", "aortic_stenosis"]].copy()
         rows["lvef_pred"] = data.info["lvef_mean"] + data.info["lvef_sd"] * z

@@ -19,12 +19,14 @@ import pandas as pd
 import torch
 import torch.nn as nn
 from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import Subset
 from tqdm.auto import tqdm
 
 from ..contrastive import OrganContrastiveLoss
 from ..data import ct_rate, organ_text, organs, source as data_source
 from ..data.source import DataSource, report_problems
 from ..data.problems import Problem
+from ..distributed import map_shards
 from ..errors import CardiobenchError, DataError
 from ..io import atomic_path, write_text
 from ..models.text_encoder import text_tokenizer
@@ -46,24 +48,27 @@ class ContrastiveModel(nn.Module):
         super().__init__()
         self.net, self.criterion, self.groups = net, criterion, groups
 
-    def forward(self, *args, **kwargs):
-        return self.net(*args, **kwargs)
+    def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        """One batch's loss over every group (organs: their query embedding where the organ counts;
+        global groups: the global embedding) and each group's part. The loss is the forward pass, so
+        that under DistributedDataParallel the wrapper's forward runs (its gradient hooks need it)."""
+        organ_emb, visible, global_emb = self.net.encode_image(batch["x"], batch.get("token_mask"))
+        text = self.net.encode_text(batch["input_ids"], batch["attention_mask"])
+        n_organs = len(self.groups.organs)
+        img, txt, keys, mask = {}, {}, {}, {}
+        for k, group in enumerate(self.groups.names):
+            organ = k < n_organs
+            img[group] = organ_emb[:, k] if organ else global_emb
+            mask[group] = batch["present"][:, k] & visible[:, k] if organ else batch["present"][:, k]
+            txt[group] = text[batch["text_index"][:, k]]
+            keys[group] = batch["keys"][:, k]
+        return self.criterion(img, txt, keys, mask)
 
 
-def contrastive_step(model: ContrastiveModel, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
-    """One batch's loss over every group (organs: their query embedding where the organ counts;
-    global groups: the global embedding) and each group's part."""
-    organ_emb, visible, global_emb = model.net.encode_image(batch["x"], batch.get("token_mask"))
-    text = model.net.encode_text(batch["input_ids"], batch["attention_mask"])
-    n_organs = len(model.groups.organs)
-    img, txt, keys, mask = {}, {}, {}, {}
-    for k, group in enumerate(model.groups.names):
-        organ = k < n_organs
-        img[group] = organ_emb[:, k] if organ else global_emb
-        mask[group] = batch["present"][:, k] & visible[:, k] if organ else batch["present"][:, k]
-        txt[group] = text[batch["text_index"][:, k]]
-        keys[group] = batch["keys"][:, k]
-    return model.criterion(img, txt, keys, mask)
+def contrastive_step(model: ContrastiveModel | nn.parallel.DistributedDataParallel, batch: dict
+                     ) -> tuple[torch.Tensor, dict[str, float]]:
+    """One batch's contrastive loss and each group's part (``ContrastiveModel.forward``)."""
+    return model(batch)
 
 
 def _problem_rows(samples: pd.DataFrame, bad: np.ndarray, what: str) -> list[Problem]:
@@ -163,7 +168,7 @@ class CTRateZeroShot(Task):
         return contrastive_step(model, batch)
 
     @torch.no_grad()
-    def _image_embeddings(self, model: ContrastiveModel, ds: CTRateDataset, collate: Collate, device: str,
+    def _image_embeddings(self, model: ContrastiveModel, ds: CTRateDataset | Subset, collate: Collate, device: str,
                           batch: int, progress: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Organ embeddings [N, O, D], visibility [N, O] and global embeddings [N, D] of ``ds``."""
         model.eval()
@@ -191,8 +196,10 @@ class CTRateZeroShot(Task):
     def predict(self, cfg: DictConfig, run: Run, model: nn.Module, data: TaskData, device: str) -> pd.DataFrame:
         samples, by, groups = data.info["samples"], data.info["by"], data.info["groups"]
         split = cfg.task.split
-        organ_emb, visible, global_emb = self._image_embeddings(model, data.info["test"], data.collate, device,
-                                                                max(1, int(cfg.train.batch_size)), cfg.progress)
+        test, batch = data.info["test"], max(1, int(cfg.train.batch_size))
+        organ_emb, visible, global_emb = map_shards(  # the volumes shared out among the ranks under torchrun
+            lambda idx: self._image_embeddings(model, Subset(test, idx), data.collate, device, batch, cfg.progress),
+            len(test))
         temperature = float(model.criterion.temperature().detach())
         phrases = OmegaConf.to_container(cfg.zero_shot.phrases, resolve=True) or {}
         rows = samples.iloc[by[split]][["sample_id", "patient_id", "split", *SLUGS]].reset_index(drop=True)

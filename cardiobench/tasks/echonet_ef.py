@@ -17,9 +17,11 @@ import pandas as pd
 import torch
 import torch.nn as nn
 from omegaconf import DictConfig
+from torch.utils.data import Subset
 
 from ..data.clips import EchoClips, intensity_stats
 from ..data.source import DataSource, report_problems
+from ..distributed import map_shards
 from ..errors import DataError
 from ..io import write_text
 from ..models import build
@@ -73,13 +75,15 @@ class EchoNetEF(Task):
             if mode == "single_clip":
                 mc = int(cfg.eval.mc_dropout or 0)
                 torch.manual_seed(cfg.seed + 3)  # MC-dropout masks are part of the seeded run
-                out = predict(model, test, tcfg, desc="predict TEST", mc_samples=mc)
+                out = map_shards(lambda idx: predict(model, Subset(test, idx), tcfg, desc="predict TEST",
+                                                     mc_samples=mc), len(test))
                 table["EF_pred"] = (out[0] if mc else out)[:, 0].astype(float)
                 if mc:
                     table["EF_pred_std"] = out[1][:, 0].astype(float)  # MC-dropout predictive SD over `mc` passes
                     table["mc_passes"] = mc
             elif mode == "all_clips":
-                table["EF_pred"] = predict_all_clips(model, test, tcfg, cfg.eval.all_clips_stride, cfg.eval.clip_batch)
+                table["EF_pred"] = map_shards(lambda idx: predict_all_clips(
+                    model, test.videos_at(idx), tcfg, cfg.eval.all_clips_stride, cfg.eval.clip_batch), len(test))
                 table["clips_stride"] = cfg.eval.all_clips_stride
             elif mode == "beat_by_beat":
                 if not self._beat_by_beat(cfg, run, model, data, test, tcfg, rows, table):
@@ -105,13 +109,20 @@ class EchoNetEF(Task):
             return False
         seg_run, sizes = found
         fps = rows["FPS"].to_numpy(float) if "FPS" in rows.columns else np.full(len(rows), 50.0)
-        per_beat: list[dict] = []
-        pred, n_beats, fallback = predict_beats(model, test, tcfg, list(rows.FileName), sizes, fps,
-                                                cfg.eval.max_beats, cfg.eval.clip_batch, cfg.eval.all_clips_stride,
-                                                records=per_beat)
+        names = list(rows.FileName)
+
+        def shard(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str], list[list[dict]]]:
+            records: list[dict] = []
+            pred, n_beats, fallback = predict_beats(model, test.videos_at(idx), tcfg, [names[i] for i in idx], sizes,
+                                                    fps[idx], cfg.eval.max_beats, cfg.eval.clip_batch,
+                                                    cfg.eval.all_clips_stride, records=records)
+            return pred, n_beats, fallback, [[r for r in records if r["sample_id"] == names[i]] for i in idx]
+
+        pred, n_beats, fallback, per_video = map_shards(shard, len(test))
         table["EF_pred"], table["beats"], table["beat_fallback"] = pred, n_beats, fallback
         write_text(run.path / "beats.csv", pd.DataFrame(
-            per_beat, columns=["sample_id", "beat", "es_frame", "clip_start", "EF_pred"]).to_csv(index=False))
+            [r for video in per_video for r in video],
+            columns=["sample_id", "beat", "es_frame", "clip_start", "EF_pred"]).to_csv(index=False))
         run.update_manifest(beat_by_beat={"segmentation_run": str(Path(seg_run).resolve()), "videos": len(rows),
                                           "videos_without_beat": int((n_beats == 0).sum())})
         return True

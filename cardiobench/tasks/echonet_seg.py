@@ -25,6 +25,7 @@ from ..data.clips import intensity_stats
 from ..data.frames import TracedFrame, TracedFrames, normalize_frames
 from ..data.problems import Problem
 from ..data.source import DataSource, report_problems
+from ..distributed import map_shards
 from ..errors import DataError
 from ..io import write_text
 from ..runs import Run
@@ -113,18 +114,22 @@ class EchoNetSeg(Task):
         samples, videos, traced = data.info["samples"], data.info["videos"], data.info["traced"]
         mean, sd = data.info["mean"], data.info["sd"]
         scored = cfg.task.split
-        rows = []
-        for i in np.flatnonzero(samples.Split.to_numpy() == scored):
-            if not traced[i]:
-                continue
-            r = samples.iloc[i]
-            rec = {"sample_id": r.FileName, "patient_id": str(r.get("PatientID", r.FileName)), "split": scored}
-            for it in traced[i]:
-                pred = segment(model, videos[i][it.frame][None], mean, sd, device)[0]
-                truth = it.mask.astype(bool)
-                rec.update({f"frame_{it.phase}": it.frame, f"true_{it.phase}": int(truth.sum()),
-                            f"pred_{it.phase}": int(pred.sum()), f"inter_{it.phase}": int((pred & truth).sum())})
-            rows.append(rec)
+        which = [i for i in np.flatnonzero(samples.Split.to_numpy() == scored) if traced[i]]
+
+        def shard(positions: np.ndarray) -> list[dict]:
+            rows = []
+            for i in (which[k] for k in positions):
+                r = samples.iloc[i]
+                rec = {"sample_id": r.FileName, "patient_id": str(r.get("PatientID", r.FileName)), "split": scored}
+                for it in traced[i]:
+                    pred = segment(model, videos[i][it.frame][None], mean, sd, device)[0]
+                    truth = it.mask.astype(bool)
+                    rec.update({f"frame_{it.phase}": it.frame, f"true_{it.phase}": int(truth.sum()),
+                                f"pred_{it.phase}": int(pred.sum()), f"inter_{it.phase}": int((pred & truth).sum())})
+                rows.append(rec)
+            return rows
+
+        rows = map_shards(shard, len(which))  # the videos shared out among the ranks under torchrun
         write_sizes(run, model, samples, videos, traced, mean, sd, device, cfg, cfg.eval.frame_batch)
         return pd.DataFrame(rows, columns=PREDICTION_COLUMNS)
 
@@ -136,15 +141,18 @@ def write_sizes(run: Run, model: torch.nn.Module, samples: pd.DataFrame, videos:
     the human ED (HumanLarge) and ES (HumanSmall) frames, and the detected end-systoles (ComputerSmall)."""
     splits = [str(s).upper() for s in cfg.eval.size_splits]
     which = np.flatnonzero(samples.Split.isin(splits).to_numpy())
+
+    def areas(positions: np.ndarray) -> list[np.ndarray]:
+        return [segment(model, np.asarray(videos[which[k]]), mean, std, device, batch).sum(axis=(1, 2))
+                for k in tqdm(positions, desc="segment every frame", unit="video", disable=not cfg.progress)]
+
     parts = []
-    for i in tqdm(which, desc="segment every frame", unit="video", disable=not cfg.progress):
+    for i, area in zip(which, map_shards(areas, len(which))):  # the videos shared out among the ranks
         r = samples.iloc[i]
-        area = segment(model, np.asarray(videos[i]), mean, std, device, batch).sum(axis=(1, 2))
         fps = float(r.get("FPS", 50.0) or 50.0)
         es = beats.end_systoles(area, fps)
         human = {it.phase: it.frame for it in traced[i]}
-        n = len(area)
-        frame = np.arange(n)
+        frame = np.arange(len(area))
         parts.append(pd.DataFrame({"Filename": r.FileName, "Split": r.Split, "Frame": frame, "Size": area,
                                    "HumanLarge": (frame == human.get("ED", -1)).astype(int),
                                    "HumanSmall": (frame == human.get("ES", -1)).astype(int),
