@@ -80,6 +80,7 @@ def follow(cfg: DictConfig, path: Path, group: distributed.Group) -> None:
     if not distributed.broadcast(None):  # rank 0 has checked the run folder: nothing to do (finished)
         return
     cfg.run_dir = str(path)
+    cfg.progress = False  # rank 0 shows progress
     if cfg.profile.threads:
         torch.set_num_threads(int(cfg.profile.threads))
     seed_everything(int(cfg.seed), deterministic=bool(cfg.profile.deterministic))
@@ -87,8 +88,9 @@ def follow(cfg: DictConfig, path: Path, group: distributed.Group) -> None:
     spec = spec_of(cfg)
     scratch = Path(tempfile.mkdtemp(prefix=f"cardiobench-rank{group.rank}-"))
     try:
-        run_task(tasks.get(spec.name), spec, cfg, Run(scratch), resolve_source(cfg), device,
-                 checkpoints=Run(path).checkpoints)
+        # every checkpoint (the autoencoder's of a two-stage recipe too) is read from rank 0's folder
+        run_task(tasks.get(spec.name), spec, cfg, Run(scratch, shared_checkpoints=Run(path).checkpoints),
+                 resolve_source(cfg), device)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

@@ -63,12 +63,13 @@ class Run:
     """A run folder on disk."""
 
     path: Path
+    shared_checkpoints: Path | None = None  # a torchrun rank other than 0: rank 0's checkpoints (read only)
 
     config_file = property(lambda self: self.path / "config.yaml")
     manifest_file = property(lambda self: self.path / "manifest.json")
     predictions_file = property(lambda self: self.path / "predictions.csv")
     metrics_file = property(lambda self: self.path / "metrics.json")
-    checkpoints = property(lambda self: self.path / "checkpoints")
+    checkpoints = property(lambda self: self.shared_checkpoints or self.path / "checkpoints")
     log_file = property(lambda self: self.path / "log.txt")
 
     @classmethod

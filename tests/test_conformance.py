@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -190,6 +191,51 @@ def test_report_page(protocol):
     # figures drawn from training artifacts (loss curves, overlays) exist for trained runs only
     from_predictions = [f for f in spec.figures if f.kind not in ("loss_curves", "organ_overlays")]
     assert page.count("<figure>") >= 2 * len(spec.figures) + (spec.external is not None) * len(from_predictions)
+
+
+def _files(folder: Path) -> set[str]:
+    return {str(f.relative_to(folder)) for f in folder.rglob("*") if f.is_file()}
+
+
+def _torchrun(protocol: dict, run_dir: Path, workdir: Path) -> None:
+    env = dict(os.environ, CARDIOBENCH_CACHE=str(protocol["cache"]))
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           "-m", "cardiobench", "run", "--task", protocol["task"], "--run-dir", str(run_dir), *COMMON,
+                           f"runs_root={protocol['runs']}", "profile.threads=1"],
+                          env=env, cwd=workdir, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+@pytest.mark.slow  # about a tiny run's time per task again, twice over (torchrun, then one process)
+def test_torchrun_two_ranks(protocol, workdir):
+    """DDP for every task (issue 16): 2 gloo ranks train and share out the TEST forward passes; the run
+    folder holds what a single run's holds (rank 1 wrote nothing into it), every scored row once, and
+    the predictions equal one process's predictions from the same weights."""
+    import shutil
+
+    spec, a, runs = protocol["spec"], protocol["a"], protocol["runs"]
+    ddp = runs / protocol["task"] / "ddp"
+    _torchrun(protocol, ddp, workdir)
+    manifest = json.loads((ddp / "manifest.json").read_text())
+    assert manifest["status"] == "finished" and manifest["world_size"] == 2 and manifest["backend"] == "gloo"
+    assert _files(ddp) == _files(a)
+    row = [*spec.row_keys, *([spec.variant] if spec.variant else [])]  # what names a row
+    keys = [*row, spec.cluster, "split"]
+    got, single = pd.read_csv(ddp / "predictions.csv"), pd.read_csv(a / "predictions.csv")
+    assert not got.duplicated(row).any()
+    assert got[keys].equals(single[keys])  # the same rows in the same order as one process writes them
+    # one process predicting from the DDP run's weights (as a run killed after training resumes)
+    again = protocol["tmp"] / "ddp_predicted_alone"
+    shutil.copytree(ddp, again, ignore=shutil.ignore_patterns("predictions.csv", "metrics.json"))
+    m = json.loads((again / "manifest.json").read_text())
+    (again / "manifest.json").write_text(json.dumps({**m, "status": "interrupted"}))
+    cli("run", "--task", protocol["task"], "--run-dir", str(again), *COMMON, f"runs_root={runs}", "resume=true",
+        cache=protocol["cache"], check=True)
+    alone = pd.read_csv(again / "predictions.csv")
+    assert list(alone.columns) == list(got.columns)
+    numeric = got.select_dtypes("number").columns
+    pd.testing.assert_frame_equal(got.drop(columns=numeric), alone.drop(columns=numeric))
+    np.testing.assert_allclose(got[numeric].to_numpy(float), alone[numeric].to_numpy(float), rtol=1e-4, atol=1e-5)
 
 
 @pytest.fixture(scope="module")

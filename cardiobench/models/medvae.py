@@ -75,7 +75,7 @@ def medvae_autoencoder(downsample: int = 4, latent_channels: int = 1, channels: 
 
 
 def _check_volume(ae: nn.Module, x: torch.Tensor) -> None:
-    f = getattr(ae, "downsample_factor", 1)
+    f = getattr(getattr(ae, "module", ae), "downsample_factor", 1)  # the module inside a DDP wrapper
     if x.ndim != 5 or any(s % f for s in x.shape[2:]):
         raise CardiobenchError(f"expected a (B, C, D, H, W) volume with D, H, W multiples of {f}, "
                                f"got shape {tuple(x.shape)}")
@@ -114,8 +114,8 @@ def vae_loss(ae: nn.Module, x: torch.Tensor, kl_weight: float = 1e-6,
     if recon not in ("l1", "mse"):
         raise CardiobenchError(f"vae_loss: recon must be 'l1' or 'mse', got {recon!r}")
     _check_volume(ae, x)
-    z_mu, z_sigma = ae.encode(x)
-    reconstruction = ae.decode(ae.sampling(z_mu, z_sigma))
+    # AutoencoderKL's forward is encode -> sample -> decode; called as a forward so that a DDP wrapper's runs
+    reconstruction, z_mu, z_sigma = ae(x)
     rec = F.l1_loss(reconstruction, x) if recon == "l1" else F.mse_loss(reconstruction, x)
     kl = kl_divergence(z_mu, z_sigma)
     loss = rec + kl_weight * kl
