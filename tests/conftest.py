@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -101,3 +102,10 @@ def cli(*args: str, cache: Path | None = None, check: bool = False, timeout: int
     if check and proc.returncode != 0:
         raise AssertionError(f"cardiobench {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1, for a test's own gloo process group."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

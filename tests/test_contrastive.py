@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-import socket
 from datetime import timedelta
 
 import pytest
@@ -14,6 +13,8 @@ from torch.testing import assert_close
 
 from cardiobench.contrastive import (NORMAL_TEMPLATE, OrganContrastiveLoss, Temperature, contrastive_loss,
                                      organ_text_keys, pair_targets, text_key, text_keys)
+
+from .conftest import free_port
 
 HEART_NORMAL = NORMAL_TEMPLATE.format(organ="heart")
 
@@ -263,12 +264,6 @@ def _ddp_worker(rank: int, port: int, state: dict, ref: dict) -> None:
         dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_distributed_gather_matches_one_process_on_the_whole_batch():
     torch.manual_seed(0)
     model = _Toy()
@@ -284,4 +279,4 @@ def test_distributed_gather_matches_one_process_on_the_whole_batch():
            "global_inputs": (img.detach(), txt.detach()), "global_keys": keys,
            "global_loss": global_loss.detach(), "global_grads": (img.grad, txt.grad)}
     assert set(per_organ) == {"heart", "lung"}
-    mp.spawn(_ddp_worker, args=(_free_port(), state, ref), nprocs=2, join=True)
+    mp.spawn(_ddp_worker, args=(free_port(), state, ref), nprocs=2, join=True)

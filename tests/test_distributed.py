@@ -3,7 +3,6 @@ processes: every item is computed once, by one rank, with no padded duplicates, 
 whole result back in item order, equal to one process's; inside ``solo`` a contrastive loss gathers nothing."""
 from __future__ import annotations
 
-import socket
 from datetime import timedelta
 
 import numpy as np
@@ -15,6 +14,8 @@ from torch.testing import assert_close
 
 from cardiobench import distributed
 from cardiobench.contrastive import contrastive_loss, text_keys
+
+from .conftest import free_port
 
 SIZES = (0, 1, 2, 5, 6)  # fewer items than ranks, odd and even counts
 
@@ -60,16 +61,10 @@ def _worker(rank: int, port: int, out: dict) -> None:
         dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def two_ranks() -> dict:
     out = mp.Manager().dict()
-    mp.spawn(_worker, args=(_free_port(), out), nprocs=2, join=True)
+    mp.spawn(_worker, args=(free_port(), out), nprocs=2, join=True)
     return dict(out)
 
 
