@@ -96,7 +96,8 @@ def test_collate_encodes_each_text_once_and_keys_normal_organs_alike():
     assert (batch["text_index"][:, k] != batch["text_index"][0, k]).tolist() == [False, True, True]
 
 
-def test_contrastive_step_reports_each_contributing_organ():
+@pytest.mark.parametrize("amounts", [None, 3])
+def test_contrastive_step_reports_each_contributing_organ(amounts):
     from cardiobench.contrastive import OrganContrastiveLoss
     from cardiobench.models import build
     from cardiobench.tasks.ctrate_zeroshot import ContrastiveModel, contrastive_step
@@ -105,21 +106,27 @@ def test_contrastive_step_reports_each_contributing_organ():
     groups, _, _ = model_groups("4", "v2", True, "whole_image")
     net = build("fvlm", organs=list(groups.organs), img_size=[8, 8, 8], patch_size=[4, 4, 4], hidden_size=16,
                 mlp_dim=32, num_layers=2, num_heads=2, query_heads=2, embed_dim=8, text_hidden_size=16, text_layers=1,
-                text_heads=2, text_intermediate_size=32, vocab_size=100, max_text_length=32, text_pooling="mean")
+                text_heads=2, text_intermediate_size=32, vocab_size=100, max_text_length=32, text_pooling="mean",
+                amounts=amounts)
     model = ContrastiveModel(net, OrganContrastiveLoss(), groups)
     texts = [{g: organ_text.normal_text(g) for g in groups.names} for _ in range(4)]
     for i in range(4):
         texts[i]["lung"] = f"Finding {i} in the lung."
         texts[i][organ_text.WHOLE_IMAGE] = f"Node {i}."
     tokens = np.ones((4, 2, 2, 2), bool)
+    profiles = None if amounts is None else np.random.rand(4, len(groups.organs), amounts).astype(np.float32)
     ds = CTRateDataset([np.random.rand(8, 8, 8).astype(np.float16) for _ in range(4)], [tokens] * 4,
-                       np.ones((4, 5), bool), texts, groups)
-    loss, parts = contrastive_step(model, Collate(_Tok(), groups, 16)([ds[i] for i in range(4)]))
+                       np.ones((4, 5), bool), texts, groups, profiles)
+    batch = Collate(_Tok(), groups, 16)([ds[i] for i in range(4)])
+    assert ("organ_profile" in batch) == (amounts is not None)
+    loss, parts = contrastive_step(model, batch)
     # heart, oesophagus and aorta are normal in every item: no negative pair, so no part
     assert set(parts) == {"lung", organ_text.WHOLE_IMAGE}
     assert loss.item() == pytest.approx(sum(parts.values()), rel=1e-5)
     loss.backward()
     assert model.criterion.temperature.value.grad is not None
+    if amounts is not None:  # the organ profile is trained through the loss
+        assert net.amounts.proj.weight.grad is not None and net.amounts.proj.weight.grad.abs().sum() > 0
 
 
 def test_print_metrics_names_skipped_labels(capsys):

@@ -48,6 +48,7 @@ import torch.nn.functional as F
 from ..errors import CardiobenchError
 from . import register
 from .text_encoder import TextEncoder, bert_text_encoder
+from .organ_amounts import OrganAmounts
 from .vit_stem import StemViT, conv_stem, stem_grid, stem_strides
 from .weights import load_local
 
@@ -141,7 +142,7 @@ class FVLM(nn.Module):
 
     def __init__(self, vit: nn.Module, organs: Sequence[str], img_size: Sequence[int], patch_size: Sequence[int],
                  feature_layers: Sequence[int], embed_dim: int, text: TextEncoder, query_heads: int = 4,
-                 query_dropout: float = 0.1):
+                 query_dropout: float = 0.1, amounts: OrganAmounts | None = None):
         super().__init__()
         self.vit, self.text, self.organs = vit, text, tuple(organs)
         self.img_size, self.patch_size = tuple(img_size), tuple(patch_size)
@@ -154,6 +155,7 @@ class FVLM(nn.Module):
         self.organ_projs = nn.ModuleList(nn.Linear(hidden, embed_dim) for _ in self.organs)
         self.global_proj = nn.Linear(hidden, embed_dim)
         self.embed_dim = embed_dim
+        self.amounts = amounts if self.organs else None
 
     def tokens(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
         """ViT tokens [B, N, C] at each of ``feature_layers`` and the final (normed) tokens."""
@@ -165,13 +167,15 @@ class FVLM(nn.Module):
         last = len(blocks) - 1
         return [final if i == last else blocks[i] for i in self.feature_layers], final
 
-    def encode_image(self, x: torch.Tensor, organ_masks: torch.Tensor | None = None
-                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def encode_image(self, x: torch.Tensor, organ_masks: torch.Tensor | None = None,
+                     organ_profile: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Organ embeddings [B, O, D] (zero where absent), presence bool [B, O] (pooled mask non-empty)
         and the global embedding [B, D].
 
         ``organ_masks``: [B, O, Z, X, Y] voxel masks in the order of ``organs`` (or already on the
-        patch grid, [B, O, *grid]); None counts every organ absent.
+        patch grid, [B, O, *grid]); None counts every organ absent. ``organ_profile``: [B, O, C], each
+        organ's fraction of voxels above C levels (:func:`~.organ_amounts.organ_profile`), required
+        when the model has the organ-amounts branch.
         """
         levels, final = self.tokens(x)
         global_emb = F.normalize(self.global_proj(final.mean(dim=1)), dim=-1)
@@ -184,6 +188,11 @@ class FVLM(nn.Module):
                                    f"({', '.join(self.organs)}), got {tuple(organ_masks.shape)}")
         token_mask = patch_token_mask(organ_masks.to(x.device), self.patch_size, self.grid)
         pooled, present = self.organ_query(levels, token_mask)
+        if self.amounts is not None:
+            if organ_profile is None:
+                raise CardiobenchError("this fvlm has the organ-amounts branch (model.amounts): it needs each "
+                                       "volume's organ profile")
+            pooled = pooled + self.amounts(organ_profile.to(x.device)).to(pooled.dtype)
         organ_emb = torch.stack([proj(pooled[:, k]) for k, proj in enumerate(self.organ_projs)], dim=1)
         organ_emb = F.normalize(organ_emb, dim=-1) * present[..., None].to(organ_emb.dtype)
         return organ_emb, present, global_emb
@@ -238,7 +247,7 @@ def fvlm(organs: Sequence[str], img_size: Sequence[int] = PAPER_IMG_SIZE, patch_
          embed_dim: int = 256, text_hidden_size: int = 768, text_layers: int = 12, text_heads: int = 12,
          text_intermediate_size: int = 3072, vocab_size: int = 30522, max_text_length: int = 512,
          text_pooling: str = "cls", text_weights: str | None = None, weights: str | None = None,
-         stem: Sequence[int] | None = None) -> FVLM:
+         stem: Sequence[int] | None = None, amounts: int | None = None) -> FVLM:
     """fVLM with one query per organ of ``organs`` (e.g. ``data.organs`` groups "24" or "4").
 
     Defaults are the paper's (ViT-B on [1, 112, 352, 256] volumes in [Z, X, Y] order, BERT-base text);
@@ -247,8 +256,9 @@ def fvlm(organs: Sequence[str], img_size: Sequence[int] = PAPER_IMG_SIZE, patch_
     vocabulary. ``text_weights``: a local Hugging Face BERT folder (its own config; the ``text_*`` sizes and
     ``vocab_size`` are then ignored). ``text_pooling``: ``cls`` (fVLM) or ``mean`` (a text encoder
     trained from random init, see :class:`~cardiobench.models.text_encoder.TextEncoder`). ``stem``: channels
-    of a convolutional stem before the ViT (:mod:`.vit_stem`; None: fVLM's patchify). ``weights``: a
-    local state dict of the whole model.
+    of a convolutional stem before the ViT (:mod:`.vit_stem`; None: fVLM's patchify). ``amounts``: levels
+    of the organ-amounts branch (:mod:`.organ_amounts`, a cardiobench option; None: fVLM's organ queries
+    alone). ``weights``: a local state dict of the whole model.
     """
     organs = [str(o) for o in organs]
     if len(set(organs)) != len(organs):
@@ -262,7 +272,8 @@ def fvlm(organs: Sequence[str], img_size: Sequence[int] = PAPER_IMG_SIZE, patch_
         hidden_size=text_hidden_size, num_hidden_layers=text_layers, num_attention_heads=text_heads,
         intermediate_size=text_intermediate_size, vocab_size=vocab_size, max_position_embeddings=max_text_length)
     text = bert_text_encoder(embed_dim=embed_dim, weights=text_weights, pooling=text_pooling, **text_sizes)
-    model = FVLM(vit, organs, img_size, patch_size, layers, embed_dim, text, query_heads, query_dropout)
+    branch = OrganAmounts(len(organs), hidden_size, int(amounts)) if amounts and organs else None
+    model = FVLM(vit, organs, img_size, patch_size, layers, embed_dim, text, query_heads, query_dropout, branch)
     return load_local(model, weights)
 
 

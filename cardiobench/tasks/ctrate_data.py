@@ -108,8 +108,9 @@ class CTRateDataset(Dataset):
     """Volumes with their organ token masks, organ presence and group texts (see the module docstring)."""
 
     def __init__(self, volumes: list[np.ndarray], tokens: list[np.ndarray] | None, present: np.ndarray,
-                 texts: list[dict[str, str]], groups: Groups):
+                 texts: list[dict[str, str]], groups: Groups, profiles: np.ndarray | None = None):
         self.volumes, self.tokens, self.present, self.texts, self.groups = volumes, tokens, present, texts, groups
+        self.profiles = profiles  # [N, O, C] organ intensity profiles, for the organ-amounts branch
 
     def __len__(self) -> int:
         return len(self.volumes)
@@ -119,13 +120,16 @@ class CTRateDataset(Dataset):
         item = {"x": x, "present": torch.from_numpy(self.present[i]), "texts": self.texts[i]}
         if self.tokens is not None:
             item["token_mask"] = torch.from_numpy(self.tokens[i])
+        if self.profiles is not None:
+            item["organ_profile"] = torch.from_numpy(self.profiles[i])
         return item
 
 
 class Collate:
     """Stacks items and tokenizes every distinct text of the batch once.
 
-    Gives ``x``, ``present`` [B, O], ``token_mask`` [B, O, *grid], ``input_ids`` / ``attention_mask``
+    Gives ``x``, ``present`` [B, O], ``token_mask`` [B, O, *grid], ``organ_profile`` (when the
+    dataset has them) [B, O, C], ``input_ids`` / ``attention_mask``
     [U, T] of the U distinct texts, ``text_index`` [B, G] (each group's row in them) and ``keys``
     [B, G] (:func:`cardiobench.contrastive.text_keys`, every organ's normal texts one key).
     """
@@ -146,8 +150,9 @@ class Collate:
                  "input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"],
                  "text_index": torch.tensor([[where[t] for t in row] for row in texts], dtype=torch.int64),
                  "keys": keys}
-        if "token_mask" in items[0]:
-            batch["token_mask"] = torch.stack([it["token_mask"] for it in items])
+        for key in ("token_mask", "organ_profile"):
+            if key in items[0]:
+                batch[key] = torch.stack([it[key] for it in items])
         return batch
 
 

@@ -29,6 +29,7 @@ from ..data.problems import Problem
 from ..distributed import map_shards
 from ..errors import CardiobenchError, DataError
 from ..io import atomic_path, write_text
+from ..models.organ_amounts import organ_profile, thresholds
 from ..models.text_encoder import text_tokenizer
 from ..runs import Run
 from . import zero_shot
@@ -52,7 +53,8 @@ class ContrastiveModel(nn.Module):
         """One batch's loss over every group (organs: their query embedding where the organ counts;
         global groups: the global embedding) and each group's part. The loss is the forward pass, so
         that under DistributedDataParallel the wrapper's forward runs (its gradient hooks need it)."""
-        organ_emb, visible, global_emb = self.net.encode_image(batch["x"], batch.get("token_mask"))
+        organ_emb, visible, global_emb = self.net.encode_image(batch["x"], batch.get("token_mask"),
+                                                               batch.get("organ_profile"))
         text = self.net.encode_text(batch["input_ids"], batch["attention_mask"])
         n_organs = len(self.groups.organs)
         img, txt, keys, mask = {}, {}, {}, {}
@@ -112,6 +114,9 @@ class CTRateZeroShot(Task):
         texts = volume_texts(samples, reports_of(source.root, samples), groups, str(cfg.text.source), decomposed)
         patch = [int(p) for p in cfg.model.patch_size]
         tokens = [token_masks(a["mask"], table, patch) for a in arrays] if groups.organs else None
+        levels = cfg.model.get("amounts")
+        profiles = np.stack([organ_profile(np.asarray(a["image"]), np.asarray(a["mask"]), table, thresholds(int(levels)))
+                             for a in arrays]) if groups.organs and levels else None
         present = presence([a["class_inside"] for a in arrays] if groups.organs else None, len(samples), groups,
                            table, str(cfg.organs.inside_rule))
         counts = organ_counts(samples, present, tokens, groups, unavailable)
@@ -127,7 +132,8 @@ class CTRateZeroShot(Task):
 
         def dataset(idx: np.ndarray) -> CTRateDataset:
             return CTRateDataset([volumes[i] for i in idx], None if tokens is None else [tokens[i] for i in idx],
-                                 present[idx], [texts[i] for i in idx], groups)
+                                 present[idx], [texts[i] for i in idx], groups,
+                                 None if profiles is None else profiles[idx])
 
         log.info("%d/%d/%d TRAIN/VAL/TEST volumes (%d/%d/%d patients) of %s voxels; %d contrastive groups; "
                  "vocabulary %d", *(len(v) for v in by.values()),
@@ -177,7 +183,8 @@ class CTRateZeroShot(Task):
             items = [ds[j] for j in range(i, min(i + batch, len(ds)))]
             x = torch.stack([it["x"] for it in items]).to(device)
             masks = torch.stack([it["token_mask"] for it in items]).to(device) if "token_mask" in items[0] else None
-            o, v, g = model.net.encode_image(x, masks)
+            profile = torch.stack([it["organ_profile"] for it in items]) if "organ_profile" in items[0] else None
+            o, v, g = model.net.encode_image(x, masks, profile)
             organ.append(o.float().cpu())
             visible.append(v.cpu())
             glob.append(g.float().cpu())
