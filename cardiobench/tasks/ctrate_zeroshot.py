@@ -114,9 +114,11 @@ class CTRateZeroShot(Task):
         texts = volume_texts(samples, reports_of(source.root, samples), groups, str(cfg.text.source), decomposed)
         patch = [int(p) for p in cfg.model.patch_size]
         tokens = [token_masks(a["mask"], table, patch) for a in arrays] if groups.organs else None
-        levels = cfg.model.get("amounts")
-        profiles = np.stack([organ_profile(np.asarray(a["image"]), np.asarray(a["mask"]), table, thresholds(int(levels)))
-                             for a in arrays]) if groups.organs and levels else None
+        profiles = None  # the organ-amounts branch's input (model.amounts levels), once per volume
+        if groups.organs and cfg.model.get("amounts"):
+            levels = thresholds(int(cfg.model.amounts))
+            profiles = np.stack([organ_profile(np.asarray(a["image"]), np.asarray(a["mask"]), table, levels)
+                                 for a in arrays])
         present = presence([a["class_inside"] for a in arrays] if groups.organs else None, len(samples), groups,
                            table, str(cfg.organs.inside_rule))
         counts = organ_counts(samples, present, tokens, groups, unavailable)
