@@ -14,7 +14,11 @@ from cardiobench.tasks.ctrate_data import REPORT, Collate, CTRateDataset, model_
 
 
 def test_prompt_families():
-    assert zero_shot.prompt_pair("Cardiomegaly", "fvlm") == ("Cardiomegaly.", "Not cardiomegaly.")
+    assert zero_shot.prompt_pair("Cardiomegaly", "fvlm") == ("Cardiomegaly.", "Not Cardiomegaly.")
+    # fVLM's released eval.py words four labels its own way; CT-CLIP's prompts keep the label names
+    assert zero_shot.prompt_pair("Atelectasis", "fvlm") == ("Atelectatic.", "Not Atelectatic.")
+    assert zero_shot.prompt_pair("Pulmonary fibrotic sequela", "fvlm") == ("Pulmonary fibrotic.", "Not Pulmonary fibrotic.")
+    assert zero_shot.prompt_pair("Lung nodule", "fvlm") == ("Nodule.", "Not Nodule.")
     assert zero_shot.prompt_pair("Lung nodule", "ctclip") == ("Lung nodule is present.", "Lung nodule is not present.")
     assert zero_shot.prompt_pair("Lung nodule", "fvlm", {"Lung nodule": "Pulmonary nodule"})[0] == "Pulmonary nodule."
     with pytest.raises(ValueError):
