@@ -133,6 +133,17 @@ GROUPS: dict[str, dict[str, list[str]]] = {
 }
 
 
+BONES = ("vertebrae_", "rib_", "sternum", "costal_cartilages", "clavicula_", "scapula_", "humerus_", "hip_",
+         "femur_", "sacrum", "skull")  # class names (prefixes) of bone and cartilage
+
+
+def bone_ids(version: str = "v2") -> list[int]:
+    """The class ids of bones (and costal cartilage) in a label map of TotalSegmentator ``version``."""
+    if version not in CLASSES:
+        raise DataError(f"organ mask ids must be one of {', '.join(CLASSES)}, not {version!r}")
+    return sorted(i for i, name in CLASSES[version].items() if name.startswith(BONES))
+
+
 def _check(groups: str, version: str) -> None:
     if version not in CLASSES:
         raise ValueError(f"TotalSegmentator version {version!r} is not one of {', '.join(CLASSES)}")

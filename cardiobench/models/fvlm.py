@@ -48,7 +48,7 @@ import torch.nn.functional as F
 from ..errors import CardiobenchError
 from . import register
 from .text_encoder import TextEncoder, bert_text_encoder
-from .organ_amounts import OrganAmounts
+from .organ_amounts import OrganAmounts, profile_channels
 from .vit_stem import StemViT, conv_stem, stem_grid, stem_strides
 from .weights import load_local
 
@@ -174,12 +174,21 @@ class FVLM(nn.Module):
 
         ``organ_masks``: [B, O, Z, X, Y] voxel masks in the order of ``organs`` (or already on the
         patch grid, [B, O, *grid]); None counts every organ absent. ``organ_profile``: [B, O, C], each
-        organ's fraction of voxels above C levels (:func:`~.organ_amounts.organ_profile`), required
+        organ's fraction of voxels above its levels on each view (:func:`~.organ_amounts.organ_profile`), required
         when the model has the organ-amounts branch.
         """
         levels, final = self.tokens(x)
-        global_emb = F.normalize(self.global_proj(final.mean(dim=1)), dim=-1)
         b, n_organs = x.shape[0], len(self.organs)
+        amounts = None
+        if self.amounts is not None:
+            if organ_profile is None:
+                raise CardiobenchError("this fvlm has the organ-amounts branch (model.amounts): it needs each "
+                                       "volume's organ profile")
+            amounts = self.amounts(organ_profile.to(x.device)).to(final.dtype)  # [B, O (+1 outside), C]
+        pooled_all = final.mean(dim=1)
+        if amounts is not None and amounts.shape[1] > n_organs:  # the outside row feeds the whole-image embedding
+            pooled_all = pooled_all + amounts[:, n_organs]
+        global_emb = F.normalize(self.global_proj(pooled_all), dim=-1)
         if organ_masks is None or n_organs == 0:
             present = torch.zeros(b, n_organs, dtype=torch.bool, device=x.device)
             return global_emb.new_zeros(b, n_organs, self.embed_dim), present, global_emb
@@ -188,11 +197,8 @@ class FVLM(nn.Module):
                                    f"({', '.join(self.organs)}), got {tuple(organ_masks.shape)}")
         token_mask = patch_token_mask(organ_masks.to(x.device), self.patch_size, self.grid)
         pooled, present = self.organ_query(levels, token_mask)
-        if self.amounts is not None:
-            if organ_profile is None:
-                raise CardiobenchError("this fvlm has the organ-amounts branch (model.amounts): it needs each "
-                                       "volume's organ profile")
-            pooled = pooled + self.amounts(organ_profile.to(x.device)).to(pooled.dtype)
+        if amounts is not None:
+            pooled = pooled + amounts[:, :n_organs].to(pooled.dtype)
         organ_emb = torch.stack([proj(pooled[:, k]) for k, proj in enumerate(self.organ_projs)], dim=1)
         organ_emb = F.normalize(organ_emb, dim=-1) * present[..., None].to(organ_emb.dtype)
         return organ_emb, present, global_emb
@@ -247,7 +253,8 @@ def fvlm(organs: Sequence[str], img_size: Sequence[int] = PAPER_IMG_SIZE, patch_
          embed_dim: int = 256, text_hidden_size: int = 768, text_layers: int = 12, text_heads: int = 12,
          text_intermediate_size: int = 3072, vocab_size: int = 30522, max_text_length: int = 512,
          text_pooling: str = "cls", text_weights: str | None = None, weights: str | None = None,
-         stem: Sequence[int] | None = None, amounts: int | None = None) -> FVLM:
+         stem: Sequence[int] | None = None, amounts: int | None = None,
+         amount_views: Sequence[str] | None = None, amount_outside: bool = False) -> FVLM:
     """fVLM with one query per organ of ``organs`` (e.g. ``data.organs`` groups "24" or "4").
 
     Defaults are the paper's (ViT-B on [1, 112, 352, 256] volumes in [Z, X, Y] order, BERT-base text);
@@ -258,7 +265,9 @@ def fvlm(organs: Sequence[str], img_size: Sequence[int] = PAPER_IMG_SIZE, patch_
     trained from random init, see :class:`~cardiobench.models.text_encoder.TextEncoder`). ``stem``: channels
     of a convolutional stem before the ViT (:mod:`.vit_stem`; None: fVLM's patchify). ``amounts``: levels
     of the organ-amounts branch (:mod:`.organ_amounts`, a cardiobench option; None: fVLM's organ queries
-    alone). ``weights``: a local state dict of the whole model.
+    alone), counted on each of ``amount_views`` (default ``["raw"]``); ``amount_outside``: one more profile
+    row, the unlabelled body tissue outside every organ (:func:`~.organ_amounts.outside_region`), added to
+    the whole-image embedding. ``weights``: a local state dict of the whole model.
     """
     organs = [str(o) for o in organs]
     if len(set(organs)) != len(organs):
@@ -272,7 +281,8 @@ def fvlm(organs: Sequence[str], img_size: Sequence[int] = PAPER_IMG_SIZE, patch_
         hidden_size=text_hidden_size, num_hidden_layers=text_layers, num_attention_heads=text_heads,
         intermediate_size=text_intermediate_size, vocab_size=vocab_size, max_position_embeddings=max_text_length)
     text = bert_text_encoder(embed_dim=embed_dim, weights=text_weights, pooling=text_pooling, **text_sizes)
-    branch = OrganAmounts(len(organs), hidden_size, int(amounts)) if amounts and organs else None
+    channels = profile_channels(amount_views or ("raw",), int(amounts or 1))
+    branch = OrganAmounts(len(organs) + bool(amount_outside), hidden_size, channels) if amounts and organs else None
     model = FVLM(vit, organs, img_size, patch_size, layers, embed_dim, text, query_heads, query_dropout, branch)
     return load_local(model, weights)
 

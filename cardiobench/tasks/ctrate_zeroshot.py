@@ -29,7 +29,7 @@ from ..data.problems import Problem
 from ..distributed import map_shards
 from ..errors import CardiobenchError, DataError
 from ..io import atomic_path, write_text
-from ..models.organ_amounts import organ_profile, thresholds
+from ..models.organ_amounts import check_views, organ_profile, thresholds
 from ..models.text_encoder import text_tokenizer
 from ..runs import Run
 from . import zero_shot
@@ -117,8 +117,11 @@ class CTRateZeroShot(Task):
         profiles = None  # the organ-amounts branch's input (model.amounts levels), once per volume
         if groups.organs and cfg.model.get("amounts"):
             levels = thresholds(int(cfg.model.amounts))
-            profiles = np.stack([organ_profile(np.asarray(a["image"]), np.asarray(a["mask"]), table, levels)
-                                 for a in arrays])
+            views = check_views(cfg.model.get("amount_views") or ("raw",))
+            outside = organs.bone_ids(str(cfg.organs.mask_ids)) if cfg.model.get("amount_outside") else None
+            profiles = np.stack([organ_profile(np.asarray(a["image"]), np.asarray(a["mask"]), table, levels, views,
+                                               outside)
+                                 for a in tqdm(arrays, desc="organ profiles", disable=not cfg.progress, leave=False)])
         present = presence([a["class_inside"] for a in arrays] if groups.organs else None, len(samples), groups,
                            table, str(cfg.organs.inside_rule))
         counts = organ_counts(samples, present, tokens, groups, unavailable)
