@@ -182,3 +182,25 @@ def test_jackknife_streams_and_vectorized_blocks_leave_out_each_row():
     finally:
         tracemalloc.stop()
     assert len(jack) == n and peak < 10 * n * 8 * 4  # O(n): a few n-length arrays
+
+
+@pytest.mark.parametrize("groups", [None, "clusters"])
+def test_auc_replicates_equal_the_one_at_a_time_auc_on_the_same_draws(groups):
+    """The vectorised AUC replicates (multiplicity-weighted Mann-Whitney over tied-score groups) equal the
+    AUC computed on each resample's rows, drawn one resample at a time from the same generator."""
+    from cardiobench.stats import bootstrap as bs
+
+    rng = np.random.default_rng(3)
+    n = 60
+    y = rng.random(n) < 0.3
+    score = np.round(rng.normal(y * 0.8, 1.0), 1)  # rounded: many ties across and within classes
+    g = np.repeat(np.arange(20), 3) if groups else None
+    res = bs._Resampler(n, g, None)
+    fast = bs._auc_replicates(y, score, 300, np.random.default_rng(7), res, batch=1)
+    slow = bs._draw_replicates(lambda a, b: bs._resample_auc(a, b), [y, score], 300, np.random.default_rng(7), res)
+    assert np.isfinite(fast).sum() > 290
+    np.testing.assert_allclose(fast, slow, rtol=0, atol=1e-12, equal_nan=True)
+    # blocks of resamples draw other indices but the same distribution
+    block = bs._auc_replicates(y, score, 4000, np.random.default_rng(8), res)
+    ref = bs._draw_replicates(lambda a, b: bs._resample_auc(a, b), [y, score], 4000, np.random.default_rng(9), res)
+    assert abs(np.nanmean(block) - np.nanmean(ref)) < 0.01 and abs(np.nanstd(block) - np.nanstd(ref)) < 0.01

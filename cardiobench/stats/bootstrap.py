@@ -172,6 +172,8 @@ def _draw_replicates(statistic: str | Callable | SumStatistic, arrays: list[np.n
                vectorized: bool = False) -> np.ndarray:
     """Bootstrap replicates of ``statistic`` (length ``n_resamples``)."""
     fn, sumstat = _resolve(statistic)
+    if isinstance(statistic, str) and statistic == "auc":
+        return _auc_replicates(arrays[0], arrays[1], n_resamples, rng, resampler, batch)
     out = np.empty(n_resamples)
     if sumstat is not None:
         mom = sumstat.moments(*arrays)
@@ -198,6 +200,35 @@ def _draw_replicates(statistic: str | Callable | SumStatistic, arrays: list[np.n
     for i in range(n_resamples):
         rows = resampler.rows(resampler.draw(rng, 1)[0])
         out[i] = fn(*(a[rows] for a in arrays))
+    return out
+
+
+def _auc_replicates(y_true: np.ndarray, score: np.ndarray, n_resamples: int, rng: np.random.Generator,
+                    resampler: _Resampler, batch: int | None = None) -> np.ndarray:
+    """Bootstrap replicates of the AUC, a block of resamples at a time: a resample is a multiplicity per
+    cluster, so its AUC is the Mann-Whitney statistic with those row weights (ties count 1/2), taken over
+    the rows sorted once by score: sum over tied-score groups k of P_k * (N_below_k + N_k / 2) / (P * N),
+    P_k and N_k the weights of positives and negatives in group k. Equal to :func:`auc` on the resampled
+    rows; a resample with one class only is NaN (dropped, as in the one-at-a-time path)."""
+    y = np.asarray(y_true).astype(bool)
+    order = np.argsort(np.asarray(score, dtype=float), kind="stable")
+    s = np.asarray(score, dtype=float)[order]
+    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])   # first row of each tied-score group
+    codes, positive = resampler.codes[order], y[order]
+    k = resampler.n_clusters
+    out = np.empty(n_resamples)
+    b = batch or _block(len(s) + k, n_resamples, REPLICATE_BLOCK)
+    for i in range(0, n_resamples, b):
+        idx = resampler.draw(rng, min(b, n_resamples - i))
+        m = len(idx)
+        mult = np.bincount((idx + k * np.arange(m)[:, None]).ravel(), minlength=m * k).reshape(m, k)
+        w = mult[:, codes].astype(float)                     # (m, rows) in score order
+        pos = np.add.reduceat(w * positive, starts, axis=1)
+        neg = np.add.reduceat(w * ~positive, starts, axis=1)
+        below = np.cumsum(neg, axis=1) - neg
+        den = pos.sum(axis=1) * neg.sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[i:i + m] = np.where(den > 0, (pos * (below + 0.5 * neg)).sum(axis=1) / den, np.nan)
     return out
 
 
