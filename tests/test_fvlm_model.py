@@ -264,3 +264,23 @@ def test_missing_local_weights_folder_is_an_error(offline, tmp_path):
         bert_text_encoder(weights=str(tmp_path / "nowhere"))
     with pytest.raises(CardiobenchError, match="vocabulary not found"):
         WordPieceTokenizer.load(tmp_path)
+
+
+def test_fused_attention_equals_monai_einsum_path_and_drops_out_only_in_training():
+    from monai.networks.blocks.selfattention import SABlock
+
+    from cardiobench.models.fvlm import fused_attention
+
+    torch.manual_seed(0)
+    plain, fused = SABlock(32, 4, dropout_rate=0.2, qkv_bias=True), SABlock(32, 4, dropout_rate=0.2, qkv_bias=True)
+    fused.load_state_dict(plain.state_dict())
+    fused_attention(fused)
+    x = torch.randn(2, 30, 32)
+    plain.eval(), fused.eval()
+    assert torch.allclose(plain(x), fused(x), atol=1e-5)
+    assert torch.equal(fused(x), fused(x))          # no attention dropout in eval (the kernel would apply it)
+    fused.train()
+    assert not torch.equal(fused(x), fused(x)) and fused.dropout_rate == 0.2
+    net = build("fvlm", organs=ORGANS, **TINY)
+    blocks = net.vit.vit.blocks if hasattr(net.vit, "vit") else net.vit.blocks
+    assert all(b.attn.use_flash_attention for b in blocks)
