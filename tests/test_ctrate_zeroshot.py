@@ -98,6 +98,18 @@ def test_collate_encodes_each_text_once_and_keys_normal_organs_alike():
     keys = batch["keys"][:, k]
     assert keys[0] == keys[1] != keys[2]                          # the two normal hearts pair up
     assert (batch["text_index"][:, k] != batch["text_index"][0, k]).tolist() == [False, True, True]
+    # the encoder reads the normal heart's findings without the template in front, as fVLM's code does
+    seen = Collate(_Recorder(), groups, 16)([ds[i] for i in range(3)])["input_ids"]
+    assert "Heart size is normal." in _Recorder.last and normal_heart + " Heart size is normal." not in _Recorder.last
+    assert normal_heart in _Recorder.last and "Cardiomegaly is present." in _Recorder.last and len(seen) == len(distinct)
+
+
+class _Recorder(_Tok):
+    last: list[str] = []
+
+    def tokenize(self, texts, max_length):
+        _Recorder.last = list(texts)
+        return super().tokenize(texts, max_length)
 
 
 @pytest.mark.parametrize("amounts", [None, 3])

@@ -188,3 +188,11 @@ def test_load_info_errors_name_the_file(tmp_path, content, message):
 def test_load_info_missing_file(tmp_path):
     with pytest.raises(DataError, match="desc_info.json: missing"):
         ot.load_info(tmp_path / "desc_info.json")
+
+
+def test_encoder_text_drops_the_template_of_a_normal_organ_with_findings():
+    t = ot.normal_text("heart")
+    assert ot.encoder_text("heart", t) == t                                    # the template alone stays
+    assert ot.encoder_text("heart", t + " Heart size is normal.") == "Heart size is normal."
+    assert ot.encoder_text("heart", "Cardiomegaly. Heart size is increased.") == "Cardiomegaly. Heart size is increased."
+    assert ot.encoder_text("lung", t + " Heart size is normal.") == t + " Heart size is normal."  # another organ's

@@ -15,7 +15,8 @@ measures it on reports whose sentences know their organ (the synthetic twin).
 Both paths build an organ's text as the released code does (:func:`compose`): its impression text, or
 ``"{organ} shows no significant abnormalities."`` when the impressions say nothing of it, followed by
 its findings text; an organ no sentence names gets exactly that template. The released code treats an
-organ whose text starts with the template as normal (:func:`is_normal`).
+organ whose text starts with the template as normal (:func:`is_normal`) and encodes a normal organ's
+findings without the template in front (:func:`encoder_text`).
 
 Lexicon decisions (the reasons are with the rules below): hiatal hernia -> esophagus (fVLM's zero-shot
 evaluation tests "Hiatal hernia" on the esophagus); coronary arteries, aortic valve, pericardium ->
@@ -50,6 +51,16 @@ def normal_text(organ: str) -> str:
 def is_normal(organ: str, text: str) -> bool:
     """Whether an organ text counts as normal in the released code (it starts with the template)."""
     return text.startswith(normal_text(organ))
+
+
+def encoder_text(organ: str, text: str) -> str:
+    """What the released code hands the text encoder for an organ text: a normal organ's findings without
+    its template in front (``text.replace(template, '')`` in ``blip_pretrain.py``), the template alone when
+    there are no findings, any other text as it is. Normal organs still pair by the template
+    (:func:`is_normal` on the text before this)."""
+    template = normal_text(organ)
+    rest = text[len(template):].strip() if text.startswith(template) else ""
+    return rest or text
 
 
 def _ended(text: str | None) -> str:

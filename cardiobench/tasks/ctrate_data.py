@@ -142,7 +142,11 @@ class Collate:
         texts = [[it["texts"][g] for g in names] for it in items]
         unique = sorted({t for row in texts for t in row})
         where = {t: i for i, t in enumerate(unique)}
-        enc = self.tokenizer.tokenize(unique, self.max_length)
+        # the encoder reads a normal organ's findings without the template (fVLM's released code); the keys
+        # below still see the template, so normal organs pair with each other
+        encoded = {t: organ_text.encoder_text(g, t) if g in self.groups.organs else t
+                   for row in texts for g, t in zip(names, row)}
+        enc = self.tokenizer.tokenize([encoded[t] for t in unique], self.max_length)
         keys = torch.stack([text_keys([row[k] for row in texts],
                                       organ_text.normal_text(g) if g in self.groups.organs else None)
                             for k, g in enumerate(names)], dim=1)
