@@ -40,23 +40,27 @@ Findings and how each is measured (``measure``; ``HU`` is the saved volume, ``L`
   lung-label voxels < -950 HU; >= 5 %.
 * The other lung findings are planted as lesions in the lungs (painted only over aerated lung) and
   measured from the rendered voxels inside the lesion's own region (voxel centres inside its shapes):
-  lung nodule (solid spheres 7-20 mm; largest equivalent diameter of voxels > -300 HU >= 4 mm; tiny
+  lung nodule (solid spheres 10-24 mm; largest equivalent diameter of voxels > -300 HU >= 4 mm; tiny
   2-3 mm nodules in some negatives), lung opacity (ground glass -650..-450 HU, also the halo of most
   consolidations; volume of voxels in (-800, -250) HU >= 5 mL), consolidation (30-45 HU with air
   bronchograms; volume > -150 HU >= 5 mL), atelectasis (posterior basal plates, 20-40 HU; volume
   > -300 HU >= 3 mL), pulmonary fibrotic sequela (peripheral strands; volume > -500 HU >= 1 mL),
-  mosaic attenuation (interleaved low -60 HU and high +90 HU lobular patches; volume of low-patch
+  mosaic attenuation (interleaved low -110 HU and high +160 HU lobular patches of 14-24 mm radius; volume of low-patch
   voxels below their lung level - 35 HU (3x3 mean) >= 20 mL), peribronchial thickening (bronchial
   cuffs of 2.5-4 mm soft tissue; wall volume > -500 HU >= 2 mL), bronchiectasis (dilated bronchi,
-  lumen radius 4-7 mm; lumen volume < -900 HU >= 1 mL), interlobular septal thickening (a network of
+  lumen radius 5-9 mm; lumen volume < -900 HU >= 1 mL), interlobular septal thickening (a network of
   thin peripheral septa; volume > -700 HU within 1 mm of them >= 1 mL). Lymphadenopathy: mediastinal
   nodes at five stations (normal ones, radius 2-3.5 mm, at about half of them in everyone; enlarged
-  ones 7-11 mm); largest axial equivalent diameter of voxels > -5 HU inside a node >= 10 mm.
+  ones 10-15 mm, at 2-4 stations); largest axial equivalent diameter of voxels > -5 HU inside a node >= 10 mm.
 
 Sizes, HU and the thresholds were calibrated on 40 scans so that planted and unplanted findings are
 far apart (twin_measurements.csv holds every measured quantity); a finding planted but measured
 below its threshold (e.g. a plaque outside the scanned range) is a negative: the label is the
 measurement, never the plan (``Design.planted`` keeps the plan).
+Twin v3 plants bigger and more findings than v2 (plaques, nodes, nodules, mosaic patches, fibrotic
+strands, bronchiectatic sites, septa, emphysema): at v2 sizes a planted finding fell below its threshold
+often enough (coronary 25 of 400 volumes, bronchiectasis 13) that its report and its label disagreed
+with what the smoke encoder could see; at v3, 2 and 5 of 400 (seed 1).
 
 Label map ids are TotalSegmentator v2's (:data:`organs.TOTAL_V2`): five lobes (fissures as planes),
 heart, aorta, trachea (with the main bronchi), oesophagus, pulmonary veins, SVC, IVC, liver,
@@ -751,7 +755,7 @@ def design_base(ph: cp.CTPhantom, want: dict[str, bool], rng: np.random.Generato
     aorta_tubes = [t for t in tubes if t[0] == "aorta"]
     arch_desc = [aorta_tubes[0]] + aorta_tubes[2:]
     if want["Arterial wall calcification"]:
-        for _ in range(int(rng.integers(3, 11))):
+        for _ in range(int(rng.integers(5, 13))):
             _, a, b, r0, r1 = arch_desc[int(rng.integers(len(arch_desc)))]
             for _try in range(10):
                 t = float(u(0.05, 0.95))
@@ -761,7 +765,7 @@ def design_base(ph: cp.CTPhantom, want: dict[str, bool], rng: np.random.Generato
             d, e1, e2 = _tube_frame(a, b)
             th = float(u(0, 2 * np.pi))
             p = p + (r0 + t * (r1 - r0) - 0.5) * (np.cos(th) * e1 + np.sin(th) * e2)
-            aortic.append((*_t(p), float(u(1.3, 2.2)), float(u(550, 1000))))
+            aortic.append((*_t(p), float(u(2.0, 3.2)), float(u(600, 1000))))
     # coronary plaques in the epicardial fat, in the AV groove and along the LAD
     coronary = []
     if want["Coronary artery wall calcification"]:
@@ -769,14 +773,14 @@ def design_base(ph: cp.CTPhantom, want: dict[str, bool], rng: np.random.Generato
         e3 = np.cross(d, e2)
         L = (1 + ph.trunc) * ph.c_ed
         r_epi = ph.r_ed + ph.wall
-        for _ in range(int(rng.integers(2, 7))):
+        for _ in range(int(rng.integers(3, 9))):
             t = float(u(0.08, 0.3)) if rng.random() < 0.5 else float(u(0.25, 0.6))
             h = (1 - t) * L
             rr = r_epi * math.sqrt(max(0.05, 1 - ((h - ph.c_ed) / (ph.c_ed + ph.wall_apex)) ** 2))
             th = float(u(0, 2 * np.pi))
             groove = np.cos(th) * e2 + np.sin(th) * e3
             p = np.asarray(ph.base) + d * t * L + groove * (rr + 0.5 * ph.epi_fat)
-            coronary.append((*_t(p), float(u(1.1, 1.8)), float(u(550, 950))))
+            coronary.append((*_t(p), float(u(1.8, 2.8)), float(u(550, 950))))
     # medical material
     metal, metal_kind = [], ""
     if want["Medical material"]:
@@ -813,11 +817,11 @@ def design_base(ph: cp.CTPhantom, want: dict[str, bool], rng: np.random.Generato
     names = list(stations)
     enlarged = []
     if want["Lymphadenopathy"]:
-        enlarged = list(rng.choice(names, size=int(rng.integers(1, 4)), replace=False))
+        enlarged = list(rng.choice(names, size=int(rng.integers(2, 5)), replace=False))
     nodes = []
     for name in names:
         if name in enlarged:
-            nodes.append((*stations[name](r := float(u(7, 11))), r))
+            nodes.append((*stations[name](r := float(u(10, 15))), r))
         elif rng.random() < 0.5:
             nodes.append((*stations[name](r := float(u(2.0, 3.5))), r))
     return ph, Design(contrast=False, heart_scale=k, pericardial_mm=rim, effusion=(er, el, taper), hernia=hernia,
@@ -872,7 +876,7 @@ def design_lungs(ph: cp.CTPhantom, design: Design, want: dict[str, bool], rng: n
              "septal": lambda: (dist >= 1) & (dist <= 15)}
     lung_hu = ph.lung_hu
     if want["Emphysema"]:
-        goal = float(u(0.10, 0.28)) * lung_ml * 1.4
+        goal = float(u(0.10, 0.28)) * lung_ml * 1.7
         total, paints = 0.0, []
         while total < goal and len(paints) < 300:
             p, _ = pick("upper3" if rng.random() < 0.8 else "lung3")
@@ -881,18 +885,18 @@ def design_lungs(ph: cp.CTPhantom, design: Design, want: dict[str, bool], rng: n
             total += 4 / 3 * np.pi * r**3 / 1000
         lesions.append(Lesion("emphysema", tuple(paints)))
     if want["Mosaic attenuation pattern"]:
-        low = max(lung_hu - 65, -930.0)
-        for _ in range(int(rng.integers(10, 20))):
+        low = max(lung_hu - 110, -930.0)
+        for _ in range(int(rng.integers(12, 23))):
             p, _ = pick("lung6")
-            lesions.append(Lesion("mosaic_low", ((_sphere(p, float(u(10, 18))), low),), ref_hu=low + 30))
+            lesions.append(Lesion("mosaic_low", ((_sphere(p, float(u(14, 24))), low),), ref_hu=low + 30))
             p, _ = pick("lung6")
-            lesions.append(Lesion("mosaic_high", ((_sphere(p, float(u(10, 18))), lung_hu + 100),)))
+            lesions.append(Lesion("mosaic_high", ((_sphere(p, float(u(14, 24))), lung_hu + 160),)))
     if want["Lung opacity"]:
         ids = []
         for _ in range(int(rng.integers(1, 4))):
             p, lid = pick("lung6")
             ids.append(lid)
-            lesions.append(Lesion("ggo", ((("ell", _t(p), _t(u(15, 35, 3))), float(u(-650, -450))),)))
+            lesions.append(Lesion("ggo", ((("ell", _t(p), _t(u(20, 40, 3))), float(u(-650, -450))),)))
         lobes["Lung opacity"] = lobe_word(ids)
     if want["Consolidation"]:
         ids = []
@@ -915,14 +919,14 @@ def design_lungs(ph: cp.CTPhantom, design: Design, want: dict[str, bool], rng: n
             cond = lower & (dist <= 10) & (ys < np.percentile(gr.y[np.nonzero(lower.any(axis=(0, 2)))[0]], 30))
             p, lid = pick(cond)
             ids.append(lid)
-            semi = (u(25, 40), u(6, 10), u(15, 25)) if big else (u(6, 9), 2.0, u(5, 7))
+            semi = (u(30, 50), u(8, 14), u(20, 30)) if big else (u(6, 9), 2.0, u(5, 7))
             lesions.append(Lesion("atelectasis", ((("ell", _t(p), _t(semi)), float(u(20, 40))),)))
         if big:
             lobes["Atelectasis"] = lobe_word(ids)
     if want["Lung nodule"]:
         ids, sizes = [], []
-        for _ in range(int(rng.integers(1, 4))):
-            r = float(u(3.5, 10))
+        for _ in range(int(rng.integers(1, 5))):
+            r = float(u(5, 12))
             p, lid = pick(dist >= r + 3)
             ids.append(lid)
             sizes.append(2 * r)
@@ -935,12 +939,12 @@ def design_lungs(ph: cp.CTPhantom, design: Design, want: dict[str, bool], rng: n
     if want["Pulmonary fibrotic sequela"] or rng.random() < 0.25:
         big = want["Pulmonary fibrotic sequela"]
         paints, ids = [], []
-        for _ in range(int(rng.integers(8, 17)) if big else 1):
+        for _ in range(int(rng.integers(12, 25)) if big else 1):
             p, lid = pick("rim_upper" if rng.random() < 0.6 else "rim")
             ids.append(lid)
             d = _tube_frame(p, hil + rng.normal(0, 25, 3))[0]
-            ln = float(u(20, 40)) if big else 8.0
-            r = float(u(2.0, 3.0)) if big else 1.2
+            ln = float(u(25, 50)) if big else 8.0
+            r = float(u(2.5, 4.0)) if big else 1.2
             paints.append((("cap", _t(p), _t(p + d * ln), r, r * 0.8), float(u(0, 30))))
         lesions.append(Lesion("fibrosis", tuple(paints)))
         if big:
@@ -967,21 +971,21 @@ def design_lungs(ph: cp.CTPhantom, design: Design, want: dict[str, bool], rng: n
             lesions.append(Lesion("lumen", ((("cap", _t(a), _t(b), rb, rb), AIR),), lung_only=False))
     if want["Bronchiectasis"]:
         ids = []
-        want_n = int(rng.integers(2, 6))
+        want_n = int(rng.integers(4, 10))
         sites = airway_sites(want_n, lower)
         sites += airway_sites(want_n - len(sites), lung)  # too few in the lower lobes: elsewhere
         for a, b, r0, lid in sites:
             ids.append(lid)
-            rb = float(u(4, 7))
-            lesions.append(Lesion("bronchiectasis_wall", ((("cap", _t(a), _t(b), rb + 1.5, rb + 1.5), 40.0),)))
+            rb = float(u(5, 9))
+            lesions.append(Lesion("bronchiectasis_wall", ((("cap", _t(a), _t(b), rb + 2.5, rb + 2.5), 40.0),)))
             lesions.append(Lesion("bronchiectasis", ((("cap", _t(a), _t(b), rb, rb), AIR),), lung_only=False))
         lobes["Bronchiectasis"] = lobe_word(ids) if ids else "lower lobes"
     if want["Interlobular septal thickening"]:
         paints, region = [], []
-        for _ in range(int(rng.integers(40, 90))):
+        for _ in range(int(rng.integers(90, 180))):
             p, _ = pick("septal_lower" if rng.random() < 0.7 else "septal")
             d = _tube_frame(p, p + rng.normal(0, 1, 3))[0]
-            ln, r = float(u(8, 15)), float(u(1.0, 1.4))
+            ln, r = float(u(8, 15)), float(u(1.4, 2.0))
             paints.append((("cap", _t(p), _t(p + d * ln), r, r), 60.0))
             region.append(("cap", _t(p), _t(p + d * ln), r + 1.0, r + 1.0))
         lesions.append(Lesion("septal", tuple(paints), region=tuple(region)))
@@ -1120,7 +1124,8 @@ def _positive(label: str, q: dict, design: Design, rng: np.random.Generator) -> 
                    "lung")]
     if label == "Atelectasis":
         return [_s(c(f"Subsegmental atelectasis in the {lobe}.", f"Linear atelectasis is seen in the {lobe}.",
-                     f"Passive atelectasis in the posterior {lobe}."), "lung")]
+                     f"Passive atelectasis in the posterior {lobe}.", f"Atelectatic changes are seen in the {lobe}."),
+                   "lung")]
     if label == "Lung nodule":
         return [_s(c(f"A {q['nodule_mm']:.0f} mm solid nodule is seen in the {lobe}.",
                      f"Nodules up to {q['nodule_mm']:.0f} mm in diameter in the {lobe}.",
@@ -1157,8 +1162,9 @@ def _positive(label: str, q: dict, design: Design, rng: np.random.Generator) -> 
 
 
 NEGATIONS: dict[str, tuple[Sentence, ...]] = {  # CT-RATE states absences both ways: "No X." and "X was not observed."
-    "Medical material": (_s("No foreign body or medical device is seen.", _W),
-                         _s("Medical material was not observed in the chest.", _W)),
+    # twin v3: an absent device is not stated (radiologists rarely do); v2's "Medical material was not
+    # observed in the chest." named the label only in denials, so its prompt matched the denials
+    "Medical material": (),
     "Arterial wall calcification": (_s("No calcified plaque was seen in the thoracic aorta.", "aorta"),
                                     _s("The thoracic aorta is of normal calibre without wall calcification.", "aorta"),
                                     _s("Arterial wall calcification was not observed in the thoracic aorta.", "aorta")),
@@ -1231,7 +1237,7 @@ def report(labels: dict[str, int], q: dict, design: Design, rng: np.random.Gener
     for label in ORDER:
         if labels[label]:
             findings += _positive(label, q, design, rng)
-        elif rng.random() < 0.55:
+        elif NEGATIONS[label] and rng.random() < 0.55:
             findings.append(c(NEGATIONS[label]))
         if label == "Hiatal hernia":
             findings += normals[:3]
