@@ -292,8 +292,10 @@ def fvlm(organs: Sequence[str], img_size: Sequence[int] = PAPER_IMG_SIZE, patch_
         hidden_size=text_hidden_size, num_hidden_layers=text_layers, num_attention_heads=text_heads,
         intermediate_size=text_intermediate_size, vocab_size=vocab_size, max_position_embeddings=max_text_length)
     text = bert_text_encoder(embed_dim=embed_dim, weights=text_weights, pooling=text_pooling, **text_sizes)
-    channels = profile_channels(amount_views or ("raw",), int(amounts or 1))
-    branch = OrganAmounts(len(organs) + bool(amount_outside), hidden_size, channels) if amounts and organs else None
+    branch = None
+    if amounts and organs:
+        channels = profile_channels(amount_views or ("raw",), int(amounts))
+        branch = OrganAmounts(len(organs) + bool(amount_outside), hidden_size, channels)
     model = FVLM(vit, organs, img_size, patch_size, layers, embed_dim, text, query_heads, query_dropout, branch)
     return load_local(model, weights)
 
