@@ -590,7 +590,7 @@ def verify(root: str | os.PathLike, decode: bool = True, progress: bool = True, 
 
 # ----------------------------------------------------------------------------- registration
 
-TWIN_VERSION = 3  # bump when the twin (data/ctrate_twin.py, twins/ctrate_phantom.py) changes: its cache key
+TWIN_VERSION = 4  # bump when the twin (data/ctrate_twin.py, twins/ctrate_phantom.py) changes: its cache key
 PAPER_IMAGE = ctrate_preprocess.PAPER_IMAGE
 preprocess_config = ctrate_preprocess.preprocess_config
 preprocess = ctrate_preprocess.preprocess

@@ -35,7 +35,7 @@ KERNELS = {"standard": "STANDARD", "sharp": "LUNG", "soft": "SOFT"}
 def plan(n: int, seed: int) -> list[tuple]:
     """(split, pid, scan letter, scan index, reconstructions, patient SeedSequence) per scan, for exactly
     ``n`` volumes: one patient in five is ``valid``; a quarter of the patients have two scans; a scan has
-    1, 2 or 3 reconstructions (30/50/20 %)."""
+    1, 2 or 3 reconstructions (70/20/10 %)."""
     root = np.random.SeedSequence(seed)
     plan_seq, patients_seq = root.spawn(2)
     rng = np.random.default_rng(plan_seq)
@@ -47,7 +47,7 @@ def plan(n: int, seed: int) -> list[tuple]:
         seq = patients_seq.spawn(1)[0]
         n_scans = 2 if rng.random() < 0.25 else 1
         for s in range(n_scans):
-            recs = int(rng.choice([1, 2, 3], p=[0.3, 0.5, 0.2]))
+            recs = int(rng.choice([1, 2, 3], p=[0.7, 0.2, 0.1]))
             recs = min(recs, n - total)
             if recs <= 0:
                 break
