@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 from . import distributed
 from .data.source import DataSource
 from .io import write_text
+from .models.weights import recording
 from .runs import Run
 from .spec import TaskSpec
 from .tasks.base import Task
@@ -28,8 +29,11 @@ def run_task(task: Task, spec: TaskSpec, cfg: DictConfig, run: Run, source: Data
     Under torchrun every rank trains and predicts its share of the scored items (``distributed.map_shards``
     in the task's ``predict``); a rank other than 0 gets a scratch ``run`` that reads rank 0's
     checkpoints, and returns None (rank 0 writes the whole split's predictions)."""
-    data = task.datasets(cfg, run, source)
-    model = task.build_model(cfg, data)
+    # every weights file loaded (a stage-1 autoencoder's in datasets too) goes into the manifest as it
+    # is read, so that a refused one is there as well
+    with recording(lambda loaded: run.update_manifest(weights=loaded)):
+        data = task.datasets(cfg, run, source)
+        model = task.build_model(cfg, data)
     loss_fn = task.loss(cfg)
     log.info("model %s (%.2fM parameters)", cfg.model.name, sum(p.numel() for p in model.parameters()) / 1e6)
     history = fit(model, data.train, data.val, train_config(cfg, device), run.checkpoints,

@@ -163,20 +163,22 @@ def test_merlin_checkpoint_loads_every_trunk_tensor_and_reports_the_rest(merlin_
     torch.manual_seed(2)
     model = build("i3resnet", arch="resnet50", layers=[1, 1, 1, 1])
     head_before = copy.deepcopy(model.head.state_dict())
-    report = load_merlin(model, path)
+    with pytest.raises(CardiobenchError, match="missing from the file .in head; head.weight"):
+        load_merlin(model, path)  # strict: Merlin has no head of ours, so a recipe must say it trains one fresh
+    report = load_merlin(model, path, fresh=["head"])
     trunk = [k for k in model.state_dict() if k.startswith("backbone.")]
-    assert report["missing"] == [] and report["mismatched"] == []
-    assert report["loaded"] == len(trunk) and not report["head_loaded"]
-    assert sorted(report["unexpected"]) == sorted(k for k in state if "classifier" in k or "contrastive_head" in k
-                                                  or not k.startswith(MERLIN_PREFIX))
+    assert report.missing == report.unexpected == report.mismatched == []
+    assert sorted(report.matched) == sorted(trunk) and sorted(report.fresh) == ["head.bias", "head.weight"]
+    assert sorted(report.ignored) == sorted(k for k in state if "classifier" in k or "contrastive_head" in k
+                                            or not k.startswith(MERLIN_PREFIX))
     ours = model.state_dict()
     for k in trunk:
         assert torch.equal(ours[k], state[MERLIN_PREFIX + k.removeprefix("backbone.")]), k
     for k, v in head_before.items():
         assert torch.equal(model.head.state_dict()[k], v)
     # The same through the builder, which keeps the report.
-    built = build("i3resnet", arch="resnet50", layers=[1, 1, 1, 1], weights=str(path))
-    assert built.load_report["loaded"] == len(trunk) and built.load_report["missing"] == []
+    built = build("i3resnet", arch="resnet50", layers=[1, 1, 1, 1], weights=str(path), fresh=["head"])
+    assert len(built.weights_report.matched) == len(trunk) and built.weights_report.missing == []
     assert torch.equal(built.backbone.layer4[0].conv2.weight, state[MERLIN_PREFIX + "layer4.0.conv2.weight"])
 
 

@@ -6,6 +6,7 @@ from typing import Callable
 import torch.nn as nn
 
 from ..errors import CardiobenchError
+from .weights import fresh_parts
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 
@@ -23,10 +24,17 @@ def names() -> list[str]:
 
 
 def build(name: str, **kwargs) -> nn.Module:
-    """Build a registered model with random initialisation (or local weights via ``weights=``)."""
+    """Build a registered model with random initialisation (or local weights via ``weights=``).
+
+    ``fresh``: the parts a recipe trains fresh on loaded weights (``model.fresh``, see
+    :mod:`cardiobench.models.weights`); taken here so that no builder needs the option."""
     if name not in _REGISTRY:
         raise CardiobenchError(f"unknown model {name!r}; registered: {', '.join(names())}")
-    return _REGISTRY[name](**kwargs)
+    fresh = kwargs.pop("fresh", None)
+    if isinstance(fresh, str):
+        fresh = [fresh]
+    with fresh_parts(fresh):
+        return _REGISTRY[name](**kwargs)
 
 
 from . import deeplab, fvlm, i3resnet, medvae, text_encoder, unet, video_resnet, videomae  # noqa: E402,F401  (registers the builders)

@@ -18,7 +18,6 @@ model; see :func:`load_merlin`.
 """
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -30,9 +29,8 @@ from torchvision.models import resnet as tvr
 from ..errors import CardiobenchError
 from . import register
 from .inflate import MERLIN_TIME_STRIDES, InflatedResNet, inflate_resnet
-from .weights import load_local
-
-log = logging.getLogger("cardiobench")
+from .weights import LoadReport, load_local, load_state
+from .weights_file import read_weights
 
 #: Key prefix of Merlin's image encoder in its CLIP checkpoints (``MerlinArchitecture.encode_image.i3_resnet``).
 MERLIN_PREFIX = "encode_image.i3_resnet."
@@ -109,12 +107,12 @@ def i3resnet(arch: str = "resnet152", layers: Sequence[int] | None = None, in_ch
     ``in_channels`` other than 3 replaces the stem (randomly initialised). ``weights_2d`` is an
     optional local torchvision 2D state dict loaded *before* inflation (e.g. ImageNet weights, as
     Merlin starts from); ``weights`` an optional local Merlin or cardiobench checkpoint loaded
-    *after* it (:func:`load_merlin`; its report is kept as ``model.load_report``). ``head_bias``
+    *after* it (:func:`load_merlin`, strict; its report is kept as ``model.weights_report``). ``head_bias``
     sets initial output biases (e.g. ``{"lvef": 55.0}``). ``scheme``, ``time_strides`` (stem,
     max-pool, layer1..4) and ``time_padding_mode``: see :mod:`cardiobench.models.inflate`.
     """
     net2d = _resnet2d(arch, layers)
-    load_local(net2d, weights_2d)
+    load_local(net2d, weights_2d, fresh=())  # model.fresh names parts of the 3D model, not of this 2D one
     if in_channels != 3:
         c = net2d.conv1
         net2d.conv1 = nn.Conv2d(in_channels, c.out_channels, c.kernel_size, c.stride, c.padding, bias=False)
@@ -128,12 +126,7 @@ def i3resnet(arch: str = "resnet152", layers: Sequence[int] | None = None, in_ch
             for name, value in head_bias.items():
                 model.head.bias[model.heads.index(name)] = float(value)
     if weights:
-        report = load_merlin(model, weights)
-        model.load_report = report
-        (log.warning if report["missing"] or report["mismatched"] else log.info)(
-            "%s: loaded %d image-encoder tensors (%d missing, %d shape-mismatched, %d unused keys; head %s)",
-            weights, report["loaded"], len(report["missing"]), len(report["mismatched"]), len(report["unexpected"]),
-            "loaded" if report["head_loaded"] else "initialised")
+        model.weights_report = load_merlin(model, weights)
     return model
 
 
@@ -162,44 +155,30 @@ def merlin_key(key: str) -> str:
     return "backbone." + k
 
 
-def load_merlin(model: I3ResNet, path: str | Path) -> dict:
-    """Load a local Merlin (or cardiobench) checkpoint into ``model``'s trunk; return what happened.
+#: Keys of a Merlin CLIP checkpoint that are other components of the release, not this model's: the text
+#: encoder, the CLIP temperature and Merlin's own heads on the image encoder (phenotypes, contrastive).
+MERLIN_OTHER = ("encode_text.", "logit_scale", MERLIN_PREFIX + "classifier.", MERLIN_PREFIX + "contrastive_head.")
+
+
+def load_merlin(model: I3ResNet, path: str | Path, fresh: Sequence[str] | None = None) -> LoadReport:
+    """Load a local Merlin (or cardiobench) checkpoint into ``model``, strictly; return the report.
 
     Merlin saves a raw ``state_dict()`` with ``torch.save`` (``merlin/models/load.py`` loads it with
     ``model.load_state_dict(torch.load(path))``); ``{"state_dict"|"model": ...}`` wrappers and
-    ``module.`` prefixes are unwrapped too. Returns ``dict(loaded=n, missing=[our trunk keys not in
-    the file], unexpected=[file keys not used], mismatched=[file keys of the wrong shape],
-    head_loaded=bool)``. A file that cannot be read, or that holds no tensor this trunk can use,
+    ``module.`` prefixes are unwrapped too. Keys are renamed by :func:`merlin_key`; the release's other
+    components (:data:`MERLIN_OTHER`) are left unused and reported as ignored. Every other tensor must
+    fit, as in :func:`cardiobench.models.weights.load_state`: Merlin has no LVEF/AS head, so a recipe on
+    its weights declares ``fresh=["head"]`` (``model.fresh``). A file that holds no tensor of this trunk
     raises :class:`CardiobenchError` naming the file. Nothing is downloaded.
     """
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise CardiobenchError(f"{p}: Merlin checkpoint not found (weights are local files; nothing is downloaded)")
-    try:
-        state = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CardiobenchError(f"{p}: cannot be loaded as a torch state dict ({exc})") from None
-    for key in ("state_dict", "model"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    if not isinstance(state, dict):
-        raise CardiobenchError(f"{p}: holds a {type(state).__name__}, not a state dict")
-    ours = model.state_dict()
-    take: dict[str, torch.Tensor] = {}
-    unexpected, mismatched = [], []
-    for key, value in state.items():
-        name = merlin_key(str(key))
-        if not isinstance(value, torch.Tensor) or name not in ours:
-            unexpected.append(str(key))
-        elif value.shape != ours[name].shape:
-            mismatched.append(f"{key}: {tuple(value.shape)} in the file, {tuple(ours[name].shape)} in the model")
-        else:
-            take[name] = value
-    trunk = [k for k in ours if k.startswith("backbone.")]
-    loaded = sum(k in take for k in trunk)
-    if loaded == 0:
-        raise CardiobenchError(f"{p}: no image-encoder weights match this model (expected Merlin's "
+    wf = read_weights(path)
+    if not wf.state:
+        raise CardiobenchError(f"{wf.path}: holds no tensors")
+    ignore = {k for k in wf.state if k.removeprefix("module.").startswith(MERLIN_OTHER)}  # reported as in the file
+    renamed = {k if k in ignore else merlin_key(k): v for k, v in wf.state.items()}
+    trunk = {k for k in model.state_dict() if k.startswith("backbone.") and not k.endswith("num_batches_tracked")}
+    if not trunk & (renamed.keys() - ignore):
+        raise CardiobenchError(f"{wf.path}: no image-encoder weights match this model (expected Merlin's "
                                f"{MERLIN_PREFIX}* keys, e.g. {MERLIN_PREFIX}conv1.weight)")
-    model.load_state_dict(take, strict=False)
-    return dict(loaded=loaded, missing=[k for k in trunk if k not in take], unexpected=unexpected,
-                mismatched=mismatched, head_loaded=all(k in take for k in ours if k.startswith("head.")))
+    wf.state = renamed
+    return load_state(model, wf, fresh, ignore=ignore, strip=False)
