@@ -13,8 +13,13 @@ from __future__ import annotations
 
 import os
 import platform
+from contextlib import contextmanager
+from typing import Iterator
 
-ISA_VARIABLES = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
+# MKL_CBWR: MKL's conditional numerical reproducibility, the same results on every processor that runs
+# its AVX2 branch, Intel or AMD (MKL_ENABLE_INSTRUCTIONS alone caps the instruction set, not the path).
+ISA_VARIABLES = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+                 "MKL_CBWR": "AVX2,STRICT"}
 
 
 def _has_avx2() -> bool:
@@ -36,3 +41,20 @@ def pin_cpu_kernels() -> dict[str, str]:
         if key not in os.environ:
             os.environ[key] = done[key] = value
     return done
+
+
+@contextmanager
+def ipp_off() -> Iterator[None]:
+    """OpenCV without Intel IPP in this thread (IPP's switch is per thread), restored after.
+
+    IPP chooses its own kernels by processor and they round differently (cv2.resize of float32 with
+    INTER_LINEAR: its SSE4.2 and AVX2 paths give other bits); OpenCV's own kernels gave the same bits
+    with and without AVX2, so preprocessing that feeds a cache or a twin runs without IPP."""
+    import cv2
+
+    was = cv2.ipp.useIPP()
+    cv2.ipp.setUseIPP(False)
+    try:
+        yield
+    finally:
+        cv2.ipp.setUseIPP(was)

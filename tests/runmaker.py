@@ -53,7 +53,7 @@ def make_run(path: Path, task: str, baseline: str, predictions: pd.DataFrame, da
     """A finished run folder of ``baseline`` holding ``predictions``; metrics from `cardiobench evaluate`
     (``in_process``: the same ``evaluate`` called here, 3 s faster per run, for tests not about the CLI)."""
     from cardiobench.config import compose
-    from cardiobench.data.source import fingerprint
+    from cardiobench.data.fingerprint import fingerprint
 
     cfg = compose(task, baseline, profile, [f"data.root={data_root}", f"seed={seed}"])
     path.mkdir(parents=True)
@@ -63,7 +63,7 @@ def make_run(path: Path, task: str, baseline: str, predictions: pd.DataFrame, da
                     model=str(cfg.model.name), seed=seed, status="finished", started="2026-11-23T00:00:00+00:00",
                     ended="2026-11-23T00:01:00+00:00", git_commit="test",
                     data={"root": str(data_root), "is_twin": True, "format": str(cfg.task.format),
-                          "fingerprint": fingerprint(data_root, str(cfg.task.format))})
+                          "fingerprint": fingerprint(data_root)})
     (path / "manifest.json").write_text(json.dumps(manifest))
     predictions.to_csv(path / "predictions.csv", index=False, float_format="%.6f")
     if in_process:

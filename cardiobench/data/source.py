@@ -2,7 +2,6 @@
 and how its samples are loaded (once, through the decode-once cache)."""
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
@@ -17,6 +16,7 @@ from ..errors import DataError
 from ..io import file_lock, write_text
 from . import get_format
 from .cache import load_samples
+from .fingerprint import fingerprint
 from .problems import Problem, problems_frame
 
 log = logging.getLogger("cardiobench")
@@ -29,18 +29,9 @@ class DataSource:
     fingerprint: str
 
 
-def fingerprint(root: Path, fmt: str) -> str:
-    """sha256 over the index files' bytes and every data file's name and size."""
-    index_files = tuple(get_format(fmt).index_files)
-    h = hashlib.sha256()
-    for name in index_files:
-        p = root / name
-        h.update(name.encode())
-        h.update(p.read_bytes() if p.is_file() else b"<missing>")
-    for p in sorted(root.rglob("*")):
-        if p.is_file() and p.name not in index_files:
-            h.update(f"{p.relative_to(root)}:{p.stat().st_size}".encode())
-    return h.hexdigest()[:16]
+def data_fingerprint(root: Path, cfg: DictConfig) -> str:
+    """The content fingerprint of ``root`` (:mod:`.fingerprint`), its digests memoised in the cache."""
+    return fingerprint(root, cache_dir=cfg.data.cache_dir, workers=cfg.data.workers)
 
 
 def twin_dir(cfg: DictConfig) -> Path:
@@ -56,7 +47,7 @@ def resolve_source(cfg: DictConfig) -> DataSource:
         root = Path(cfg.data.root).expanduser()
         if not root.is_dir():
             raise DataError(f"{root}: data.root is not a folder")
-        return DataSource(root, False, fingerprint(root, cfg.task.format))
+        return DataSource(root, False, data_fingerprint(root, cfg))
     root = twin_dir(cfg)
     banner = "=" * 78
     log.warning("%s\nNo data.root given: using the SYNTHETIC %s twin (%d %s, seed %d) at\n  %s\n"
@@ -65,7 +56,7 @@ def resolve_source(cfg: DictConfig) -> DataSource:
                 root, banner)
     if not root.is_dir():
         build_twin(fmt, root, cfg)
-    return DataSource(root, True, fingerprint(root, cfg.task.format))
+    return DataSource(root, True, data_fingerprint(root, cfg))
 
 
 def build_twin(fmt, root: Path, cfg: DictConfig) -> None:

@@ -34,6 +34,8 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
+from . import portable_math as pmath
+
 GROUPS = ("DCM", "HCM", "MINF", "NOR", "RV")
 LABELS = {0: "background", 1: "RV cavity", 2: "myocardium", 3: "LV cavity"}
 ES_FILL = 0.32  # fraction of the cycle that rapid filling takes after end-systole
@@ -113,7 +115,7 @@ class AcdcPhantom:
         if self.infarct is None:
             return np.ones_like(phi)
         c, w = self.infarct
-        dphi = np.abs(np.angle(np.exp(1j * (phi - c))))
+        dphi = np.abs(pmath.wrap_angle(phi - c))
         return np.clip((dphi - w) / 0.35 + 0.5, 0.0, 1.0)
 
     def shape(self, phi: np.ndarray) -> np.ndarray:
@@ -201,7 +203,7 @@ class AcdcPhantom:
 def _profile(h: np.ndarray, p: float) -> np.ndarray:
     """Relative radius at fractional height ``h`` from the apex (0) to the base (1); 1 above the base."""
     h = np.clip(h, 0.0, 1.0)
-    return np.power(np.clip(1 - np.power(1 - h, p), 0.0, 1.0), 1 / p)
+    return pmath.power(np.clip(1 - pmath.power(1 - h, p), 0.0, 1.0), 1 / p)
 
 
 # ------------------------------------------------------------------------------ sampling
@@ -322,7 +324,7 @@ def _slice(ph: AcdcPhantom, k: int, s: float, x: np.ndarray, y: np.ndarray) -> _
     cx, cy = ph.lv_center(k, s)
     dx, dy = x - np.float32(cx), y - np.float32(cy)
     rho = np.hypot(dx, dy)
-    phi = np.arctan2(dy, dx) - np.float32(ph.theta_sep)
+    phi = pmath.arctan2(dy, dx).astype(np.float32) - np.float32(ph.theta_sep)
     d = ph.slice_distance(k)
     # Radii depend only on the angle: evaluate them on 720 angles and interpolate.
     ang = np.linspace(-np.pi, np.pi, 721)
@@ -383,7 +385,7 @@ def _background(ph: AcdcPhantom, k: int, x: np.ndarray, y: np.ndarray, rng: np.r
     q = np.sqrt(np.square((x - bx) / ba) + np.square((y - by) / bb))
     body_sd = (q - 1) * min(ba, bb)
     body = _soft(body_sd, e)
-    fat = body - _soft(body_sd + ph.fat * (1 + 0.3 * np.cos(np.arctan2(y - by, x - bx) * 2)), e)
+    fat = body - _soft(body_sd + ph.fat * (1 + 0.3 * np.cos(pmath.arctan2(y - by, x - bx).astype(np.float32) * 2)), e)
     muscle = _soft(body_sd + ph.fat, e) - _soft(body_sd + ph.fat + 12, e)
     inner = _soft(body_sd + ph.fat + 12, e)
     img = 0.85 * fat + 0.32 * muscle + 0.40 * inner
@@ -427,7 +429,7 @@ def _coil(ph: AcdcPhantom, k: int, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     z = k / max(ph.nz - 1, 1) - 0.5
     g = 0.25 * c[0] * xs + 0.25 * c[1] * ys + 0.1 * c[2] * xs * ys + 0.1 * c[3] * z - 0.35 * ys
     g = g - 0.15 * (xs ** 2 + ys ** 2) * (1 + 0.3 * c[4])
-    return np.exp(g).astype(np.float32)
+    return pmath.exp(g).astype(np.float32)
 
 
 def _box(ph: AcdcPhantom, k: int) -> tuple[slice, slice]:

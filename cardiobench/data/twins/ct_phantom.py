@@ -81,6 +81,8 @@ import numpy as np
 from scipy import ndimage
 from scipy.special import erf
 
+from . import portable_math as pmath
+
 FOVS = ("cardiac", "chest")
 ORIENTATIONS = ("RAS", "LPS")
 N_PHASES = 8  # instants of the cycle averaged by the non-gated scan
@@ -244,7 +246,7 @@ def _tvol(a, c, p):
 
 def _unit(v) -> np.ndarray:
     v = np.asarray(v, dtype=np.float64)
-    return v / np.linalg.norm(v)
+    return v / pmath.norm(v)
 
 
 def _t(v) -> Vec:
@@ -284,7 +286,7 @@ def _lv_design(rng: np.random.Generator, male: bool, g: float) -> dict:
 
 def _frame(axis: np.ndarray, toward: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Unit vectors normal to ``axis``: the one nearest ``toward``, and axis x it."""
-    e2 = _unit(toward - np.dot(toward, axis) * axis)
+    e2 = _unit(toward - pmath.dot(toward, axis) * axis)
     return e2, np.cross(axis, e2)
 
 
@@ -373,8 +375,8 @@ def sample(rng: np.random.Generator, fov: str = "cardiac") -> CTPhantom:
     A = np.array([u(-6, 8) * g, y_v + r_v + u(52, 64) * g, 0.0])
     B = A + np.array([-u(8, 14), -u(2, 8), -u(8, 14)]) * g
     d = _unit([-u(0.6, 0.85), u(0.3, 0.5), -u(0.35, 0.6)])
-    if np.dot(A - B, -d) < 6:  # the annulus sits above the LV base plane
-        B = B + d * (6 - np.dot(A - B, -d))
+    if pmath.dot(A - B, -d) < 6:  # the annulus sits above the LV base plane
+        B = B + d * (6 - pmath.dot(A - B, -d))
     e2, e3 = _frame(d, np.array([1.0, 0.7, 0.1]))
     L = (1 + lvd["trunc"]) * lvd["c_ed"]
     r_epi = lvd["r_ed"] + lvd["wall"]

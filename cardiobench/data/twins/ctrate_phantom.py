@@ -77,6 +77,7 @@ import numpy as np
 from scipy import ndimage
 
 from . import ct_phantom as cp
+from . import portable_math as pmath
 from .ct_phantom import AIR, _Capsule, _Ellipsoid, _ellipse_sd, _field, _Grid, _paint, _soft, _t
 
 LABELS = ["Medical material", "Arterial wall calcification", "Cardiomegaly", "Pericardial effusion",
@@ -716,9 +717,9 @@ def on_grid(ph: cp.CTPhantom, rec: Recon, origin, centre_jitter) -> cp.CTPhantom
 
 def _tube_frame(a, b):
     d = np.asarray(b, float) - np.asarray(a, float)
-    d /= np.linalg.norm(d)
+    d /= pmath.norm(d)
     u = np.cross(d, [0.0, 0.0, 1.0] if abs(d[2]) < 0.9 else [1.0, 0.0, 0.0])
-    u /= np.linalg.norm(u)
+    u /= pmath.norm(u)
     return d, u, np.cross(d, u)
 
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from . import portable_math as pmath
+
 SIZE = 112
 FPS = 50.0
 N_DISKS = 20
@@ -182,10 +184,10 @@ def render(ph: EchoPhantom) -> np.ndarray:
     noise /= noise.mean()
 
     depth = np.hypot(xx - SIZE / 2, yy)
-    attenuation = np.exp(-depth / 220.0)[None]
+    attenuation = pmath.exp(-depth / 220.0).astype(depth.dtype)[None]
     img = img * noise * attenuation * ph.gain
 
-    theta = np.arctan2(xx - SIZE / 2, yy + 1e-6)
+    theta = pmath.arctan2(xx - SIZE / 2, yy + 1e-6).astype(xx.dtype)
     sector = (np.abs(theta) < np.deg2rad(38)) & (depth > 4) & (depth < SIZE - 3)
     img = np.where(sector[None], img, 0.0)
     return np.clip(img * 255, 0, 255).astype(np.uint8)
