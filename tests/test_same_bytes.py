@@ -67,12 +67,25 @@ CPU_DEPENDENT = {"exp", "log", "log2", "log10", "log1p", "expm1", "exp2", "power
                  "einsum", "inner", "vdot", "tensordot"}
 
 
+# ``x ** e`` on an array is np.power unless e is one of these (numpy computes them exactly: square,
+# sqrt, reciprocal); ``arr ** 3`` differed with AVX-512 on and off. Scalars go through math.pow instead.
+EXACT_EXPONENTS = {2, 0.5, 1, 0, -1}
+
+
+def _is_constant(node: ast.AST, allowed: set | None = None) -> bool:
+    return isinstance(node, ast.Constant) and (allowed is None or node.value in allowed)
+
+
 def _numpy_calls(path: Path) -> list[str]:
-    """``np.<name>(`` and ``np.linalg.<name>(`` calls of CPU-dependent functions, and ``@``, in a module."""
+    """``np.<name>(`` and ``np.linalg.<name>(`` calls of CPU-dependent functions, ``@``, and ``**`` with
+    an exponent numpy does not compute exactly, in a module."""
     found = []
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.MatMult):
             found.append(f"{path.name}:{node.lineno} @")
+        if (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow) and not _is_constant(node.right, EXACT_EXPONENTS)
+                and not (_is_constant(node.left) and _is_constant(node.right))):
+            found.append(f"{path.name}:{node.lineno} ** {ast.unparse(node.right)}")
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
             base = ast.unparse(node.func.value)
             if (base == "np" and node.func.attr in CPU_DEPENDENT) or base == "np.linalg":

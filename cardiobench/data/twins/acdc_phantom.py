@@ -29,6 +29,7 @@ EF < 40 %; RV dilated RV with low RV EF.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import cv2
@@ -217,7 +218,7 @@ def sample(rng: np.random.Generator, group: str) -> AcdcPhantom:
     male = rng.random() < 0.6
     height = float(np.round(rng.normal(176 if male else 164, 7), 0))
     weight = float(np.round(np.clip(rng.normal(82 if male else 68, 12), 45, 130), 0))
-    size = (height / 170) ** 1.0  # body-size scaling of the normal heart
+    size = height / 170  # body-size scaling of the normal heart
 
     # Normal values; the group overrides below.
     radius, length = u(25, 28) * size, u(85, 98) * size
@@ -260,7 +261,7 @@ def sample(rng: np.random.Generator, group: str) -> AcdcPhantom:
     wall_apex = 0.7 * wall_lat
     dz = float(np.clip(np.round((lowest_base + wall_apex * u(0.2, 1.0)) / (nz - 0.5) * 2) / 2, 5.0, 10.0))
     theta_sep = float(np.pi + rng.normal(0, 0.25) - 0.25)
-    harmonics = tuple((k, float(u(0.0, 0.05 / k ** 0.5)), float(u(0, 2 * np.pi))) for k in (2, 3, 4))
+    harmonics = tuple((k, float(u(0.0, 0.05 / math.pow(k, 0.5))), float(u(0, 2 * np.pi))) for k in (2, 3, 4))
     center = (float(rng.normal(8, 6)), float(rng.normal(-5, 6)))
     tilt = (float(rng.normal(0.12, 0.08)), float(rng.normal(0.05, 0.08)))
     body_a = u(150, 180) * size
@@ -345,7 +346,7 @@ def _slice(ph: AcdcPhantom, k: int, s: float, x: np.ndarray, y: np.ndarray) -> _
     h = d / (ph.length * (1 - ph.fl * s))
     r_mid = float(np.interp(np.pi, ang, endo_r))
     if 0.25 < h < 0.9 and r_mid > 3 * ph.pap_radius:
-        size = ph.pap_radius * np.sin(np.pi * (h - 0.25) / 0.65) ** 0.5 * (1 + 0.25 * s)
+        size = ph.pap_radius * math.pow(math.sin(math.pi * (h - 0.25) / 0.65), 0.5) * (1 + 0.25 * s)
         for a in (np.pi - 0.85, np.pi + 0.85):
             r_here = float(np.interp(np.mod(a + np.pi, 2 * np.pi) - np.pi, ang, endo_r))
             pr = r_here - 1.1 * size

@@ -241,7 +241,7 @@ class CTPhantom:
 
 def _tvol(a, c, p):
     """Volume of an ellipsoid (semi-axes a, a, c) cut by a plane at distance p above its centre."""
-    return np.pi * np.square(a) * ((p + c) - (p**3 / np.square(c) + c) / 3)
+    return np.pi * np.square(a) * ((p + c) - (p * p * p / np.square(c) + c) / 3)
 
 
 def _unit(v) -> np.ndarray:
@@ -272,11 +272,11 @@ def _lv_design(rng: np.random.Generator, male: bool, g: float) -> dict:
     else:
         ef = u(20, 40)
     low = max(0.0, 55 - ef)
-    edv = float(np.clip(rng.normal(135 if male else 108, 16) * g**3 * (1 + 0.022 * low), 70, 330))
+    edv = float(np.clip(rng.normal(135 if male else 108, 16) * math.pow(g, 3) * (1 + 0.022 * low), 70, 330))
     trunc = u(0.35, 0.5)
     ratio = u(1.9, 2.3) - 0.01 * low  # c / R: dilated ventricles are more spherical
-    gf = (trunc + 1) - (trunc**3 + 1) / 3
-    R = (edv * 1000 / (np.pi * ratio * gf)) ** (1 / 3)
+    gf = (trunc + 1) - (math.pow(trunc, 3) + 1) / 3
+    R = math.pow(edv * 1000 / (np.pi * ratio * gf), 1 / 3)
     fl = u(0.10, 0.16) * min(1.0, ef / 60)
     fr = 1 - math.sqrt((1 - ef / 100) / (1 - fl))
     wall = (u(8.5, 11.0) if male else u(7.5, 10.0)) * (1 - 0.006 * low)
@@ -339,9 +339,9 @@ def _valve_calcium(rng, target, A, ax, q1, q2, ra, h_c, spacing, psf):
             sigma = rng.uniform(0.8, 2.0)
             amp = rng.uniform(350, 950)
             s_eff = np.sqrt(sigma**2 + sig2)
-            peak = amp * sigma**3 / np.prod(s_eff)
+            peak = amp * math.pow(sigma, 3) / np.prod(s_eff)
             if peak > CALCIUM_ABOVE_BLOOD:
-                vol = 4 / 3 * np.pi * np.prod(s_eff) * (2 * math.log(peak / CALCIUM_ABOVE_BLOOD)) ** 1.5
+                vol = 4 / 3 * np.pi * np.prod(s_eff) * math.pow(2 * math.log(peak / CALCIUM_ABOVE_BLOOD), 1.5)
                 score += 4 * vol / 3 * CALCIUM_GAIN
             blobs.append((*_t(p), float(sigma), float(amp)))
             if score >= target:
@@ -483,7 +483,7 @@ def sample(rng: np.random.Generator, fov: str = "cardiac") -> CTPhantom:
     if rng.random() < 0.32:
         design = 0.0
     else:
-        design = float(min(10 ** rng.normal(3.13, 0.6), 8000.0)) * (1.0 if male else 0.65)
+        design = float(min(math.pow(10, rng.normal(3.13, 0.6)), 8000.0)) * (1.0 if male else 0.65)
     calcium = _valve_calcium(rng, design, A, ax, q1, q2, ra_r, h_c, spacing, psf) if design > 0 else ()
     coronary = ()
     if rng.random() < 0.33:

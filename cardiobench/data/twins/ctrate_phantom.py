@@ -615,7 +615,7 @@ def measure(hu: np.ndarray, lab: np.ndarray, spacing, reg: dict[str, list[np.nda
     def vol(kind, cond):
         return sum(float((r & cond).sum()) * vox for r in reg.get(kind, []))
     q["atelectasis_ml"] = vol("atelectasis", hu > -300)
-    q["nodule_mm"] = max([2 * (3 * float((r & (hu > -300)).sum()) * vox * 1000 / (4 * math.pi)) ** (1 / 3)
+    q["nodule_mm"] = max([2 * math.pow(3 * float((r & (hu > -300)).sum()) * vox * 1000 / (4 * math.pi), 1 / 3)
                           for r in reg.get("nodule", [])], default=0.0)
     q["ggo_ml"] = vol("ggo", (hu > -800) & (hu < -250))
     q["consolidation_ml"] = vol("consolidation", hu > -150)
@@ -883,7 +883,7 @@ def design_lungs(ph: cp.CTPhantom, design: Design, want: dict[str, bool], rng: n
             p, _ = pick("upper3" if rng.random() < 0.8 else "lung3")
             r = float(u(6, 14))
             paints.append((_sphere(p, r), float(u(-990, -972))))
-            total += 4 / 3 * np.pi * r**3 / 1000
+            total += 4 / 3 * np.pi * math.pow(r, 3) / 1000
         lesions.append(Lesion("emphysema", tuple(paints)))
     if want["Mosaic attenuation pattern"]:
         low = max(lung_hu - 110, -930.0)

@@ -9,6 +9,7 @@ axis and 20 disk chords, volumes follow by the method of disks, and EF from thos
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -101,8 +102,8 @@ def sample(rng: np.random.Generator) -> EchoPhantom:
         axis_angle=np.deg2rad(12 + rng.normal(0, 6)),
         length_ed=rng.uniform(56, 70),
         halfwidth_ed=rng.uniform(15, 20),
-        length_short=1 - k**0.2,
-        width_short=1 - k**0.4,
+        length_short=1 - math.pow(k, 0.2),
+        width_short=1 - math.pow(k, 0.4),
         wall=rng.uniform(5, 7.5),
         gain=rng.uniform(0.8, 1.2),
         speckle_seed=int(rng.integers(0, 2**31 - 1)),
