@@ -21,7 +21,7 @@ from .errors import CardiobenchError
 from .evaluation import evaluate
 from .io import sweep_temporaries
 from .pipeline import run_task
-from .runs import Run, default_run_dir, git_commit, latest_unfinished, now_iso, versions
+from .runs import Run, default_run_dir, git_commit, is_run_folder, latest_unfinished, now_iso, versions
 from .train import seed_everything
 
 log = logging.getLogger("cardiobench")
@@ -101,15 +101,23 @@ def _execute(cfg: DictConfig, path: Path, group: distributed.Group) -> Run:
         log.info("%s already finished; nothing to resume", path)
         distributed.broadcast(False)
         return run
+    if path.exists() and not path.is_dir():
+        raise CardiobenchError(f"{path}: --run-dir names a file; a run folder is a folder (new, empty, or an "
+                               f"interrupted run's with resume=true)")
     if path.exists() and any(path.iterdir()) and not cfg.resume:
         raise CardiobenchError(f"{path}: run folder exists and is not empty; use resume=true or another --run-dir")
+    if cfg.resume and path.is_dir() and not is_run_folder(path):
+        # resuming writes and sweeps here: never in a folder of the user's own files
+        raise CardiobenchError(f"{path}: not a run folder (no config.yaml or manifest.json of a run), so there is "
+                               f"nothing to resume and nothing there was changed; give the folder of an interrupted "
+                               f"run, or an empty or new --run-dir")
     path.mkdir(parents=True, exist_ok=True)
     distributed.broadcast(True)  # the other ranks waited for the checks above and the folder
-    setup_logging(run.log_file)
-    for left in sweep_temporaries(path) if cfg.resume else []:
-        log.info("removed %s, left half-written by the interrupted run", left)
     cfg.run_dir = str(path)
-    run.write_config(cfg)
+    run.write_config(cfg)  # first: config.yaml is what makes the folder a run folder (and sweepable)
+    setup_logging(run.log_file)
+    for left in sweep_temporaries(path, marker="config.yaml") if cfg.resume else []:
+        log.info("removed %s, left half-written by the interrupted run", left)
 
     if cfg.profile.threads:
         torch.set_num_threads(int(cfg.profile.threads))
@@ -133,7 +141,8 @@ def _execute(cfg: DictConfig, path: Path, group: distributed.Group) -> Run:
         predictions = run_task(task, spec, cfg, run, source, device)
         run.write_predictions(predictions)
         t_train = time.time() - t0
-        metrics = evaluate(run.predictions(), spec, cfg.ci)  # from predictions.csv only, as `evaluate` does
+        metrics = evaluate(run.predictions(), spec, cfg.ci,  # from predictions.csv only, as `evaluate` does
+                           source=str(run.predictions_file))
         run.write_metrics(metrics)
     except KeyboardInterrupt:
         run.update_manifest(status="interrupted", ended=now_iso())

@@ -12,12 +12,33 @@ from pathlib import Path
 from typing import Any, Iterator
 
 
+# Every temporary cardiobench writes is named ".cbtmp-<pid>-<8 random chars>-<target name>": a prefix no
+# user file has, so sweeping left-overs can never take a user's own ".results.2026.csv" or ".notes.tmp".
+TEMP_PREFIX = ".cbtmp-"
+_TEMPORARY = re.compile(r"^\.cbtmp-\d+-[a-z0-9_]{8}-.+$")
+
+
+def _temp_affixes(target: Path, suffix: str | None = None) -> tuple[str, str]:
+    """(prefix, suffix) for ``mkstemp``/``mkdtemp`` naming a temporary of ``target`` as above; ``suffix``
+    is kept last where a writer needs it (nibabel reads the extension, ``np.save`` appends ``.npy``)."""
+    tail = f"-{target.name}"
+    if suffix and not tail.endswith(suffix):
+        tail += suffix
+    return f"{TEMP_PREFIX}{os.getpid()}-", tail
+
+
+def is_temporary(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is named as cardiobench names its temporaries (and nothing else is)."""
+    return bool(_TEMPORARY.match(Path(path).name))
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix or path.suffix)
+    prefix, tail = _temp_affixes(path, suffix or path.suffix)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=tail)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -32,18 +53,25 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
             tmp_path.unlink()
 
 
-# what atomic_path and mkdtemp leave when their process is killed: ".<name>.<8 random chars><suffix>"
-_TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}(\.[A-Za-z0-9]+)*$")
+def staging_dir(beside: str | os.PathLike) -> Path:
+    """A new empty folder next to ``beside``, named as a temporary (a killed writer's is swept)."""
+    beside = Path(beside)
+    prefix, tail = _temp_affixes(beside)
+    return Path(tempfile.mkdtemp(dir=beside.parent, prefix=prefix, suffix=tail))
 
 
-def sweep_temporaries(folder: str | os.PathLike) -> list[Path]:
-    """Delete the temporaries a killed writer left under ``folder`` (files and staging folders named
-    as :func:`atomic_path` and ``mkdtemp`` name them); returns what was deleted. Call it only where
+def sweep_temporaries(folder: str | os.PathLike, marker: str) -> list[Path]:
+    """Delete the temporaries a killed writer left under ``folder`` (files and staging folders named by
+    :func:`atomic_path` and :func:`staging_dir`); returns what was deleted. Nothing is deleted unless
+    ``folder`` holds ``marker``, the file that makes it cardiobench's (a run's ``config.yaml``, the
+    cache's ``config.json``, the site's lock): a folder of the user's is never swept. Call it only where
     no other process is writing: a resumed run's own folder, or under the lock of a shared one."""
     folder = Path(folder)
+    if not (folder / marker).is_file():
+        return []
     gone = []
-    for p in sorted(folder.rglob(".*"), key=lambda p: len(p.parts)) if folder.is_dir() else []:
-        if _TEMPORARY.match(p.name) and p.exists():
+    for p in sorted(folder.rglob(f"{TEMP_PREFIX}*"), key=lambda p: len(p.parts)):
+        if is_temporary(p) and p.exists():
             shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
             gone.append(p)
     return gone

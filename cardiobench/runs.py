@@ -16,6 +16,7 @@ import json
 import platform
 import subprocess
 import time
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from . import __version__
 from .errors import CardiobenchError
-from .io import write_json, write_text
+from .io import file_lock, is_temporary, write_json, write_text
 
 STATUSES = ("running", "finished", "failed", "interrupted")
 
@@ -81,12 +82,16 @@ class Run:
         return run
 
     def config(self) -> DictConfig:
-        return OmegaConf.load(self.config_file)
+        try:
+            cfg = OmegaConf.load(self.config_file)
+        except Exception as exc:  # YAML's and OmegaConf's many errors: one line naming the file
+            raise CardiobenchError(f"{self.config_file}: not a readable config ({str(exc).splitlines()[0]})") from None
+        if not isinstance(cfg, DictConfig):
+            raise CardiobenchError(f"{self.config_file}: not a run's config (a YAML mapping is expected)")
+        return cfg
 
     def manifest(self) -> dict[str, Any]:
-        if not self.manifest_file.is_file():
-            return {}
-        return json.loads(self.manifest_file.read_text())
+        return _read_json(self.manifest_file)
 
     def update_manifest(self, **fields: Any) -> dict[str, Any]:
         m = self.manifest()
@@ -100,15 +105,17 @@ class Run:
     def predictions(self) -> pd.DataFrame:
         if not self.predictions_file.is_file():
             raise CardiobenchError(f"{self.predictions_file}: not found (the run has not predicted yet)")
-        return pd.read_csv(self.predictions_file, dtype={"sample_id": str, "patient_id": str})
+        try:
+            return pd.read_csv(self.predictions_file, dtype={"sample_id": str, "patient_id": str})
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            raise CardiobenchError(f"{self.predictions_file}: not a readable CSV file "
+                                   f"({str(exc).splitlines()[0]})") from None
 
     def write_predictions(self, df: pd.DataFrame) -> None:
         write_text(self.predictions_file, df.to_csv(index=False, float_format="%.6f"))
 
     def metrics(self) -> dict[str, Any]:
-        if not self.metrics_file.is_file():
-            return {}
-        return json.loads(self.metrics_file.read_text())
+        return _read_json(self.metrics_file)
 
     def write_metrics(self, metrics: dict[str, Any]) -> None:
         write_json(self.metrics_file, metrics)
@@ -116,6 +123,32 @@ class Run:
     @property
     def finished(self) -> bool:
         return self.manifest().get("status") == "finished"
+
+    def lock(self) -> AbstractContextManager[None]:
+        """One writer at a time in this run folder (two ``evaluate RUN`` started together take turns)."""
+        return file_lock(self.path / ".run.lock")
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    """A run's JSON file ({} when absent); CardiobenchError naming it when truncated or not an object."""
+    if not path.is_file():
+        return {}
+    try:
+        out = json.loads(path.read_text())
+    except (ValueError, OSError) as exc:  # JSONDecodeError, UnicodeDecodeError, unreadable
+        raise CardiobenchError(f"{path}: not readable JSON ({exc}); the file is truncated or damaged") from None
+    if not isinstance(out, dict):
+        raise CardiobenchError(f"{path}: not a JSON object")
+    return out
+
+
+def is_run_folder(path: str | Path) -> bool:
+    """Whether ``path`` holds a run (its config.yaml, written first, or its manifest.json), or nothing
+    but what a run killed while writing config.yaml leaves (its temporaries), or nothing at all."""
+    path = Path(path)
+    if (path / "config.yaml").is_file() or (path / "manifest.json").is_file():
+        return True
+    return all(is_temporary(p) for p in path.iterdir())
 
 
 def default_run_dir(cfg: DictConfig) -> Path:

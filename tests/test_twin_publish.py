@@ -68,17 +68,20 @@ def test_sweep_removes_only_what_a_killed_writer_left(tmp_path):
 
     with atomic_path(tmp_path / "kept.csv") as tmp:
         tmp.write_text("a\n")
-    left = [tmp_path / ".last.pt.k3x_9a2b.pt", tmp_path / "sub" / ".predictions.csv.abcd1234.csv",
-            tmp_path / ".tokenizer.q1w2e3r4"]
+    (tmp_path / "config.yaml").write_text("seed: 0\n")  # the marker: a run folder
+    left = [tmp_path / ".cbtmp-4242-k3x_9a2b-last.pt", tmp_path / "sub" / ".cbtmp-7-abcd1234-predictions.csv",
+            tmp_path / ".cbtmp-4242-q1w2e3r4-tokenizer"]
     left[1].parent.mkdir()
     left[0].write_bytes(b"half")
     left[1].write_text("half")
     left[2].mkdir()
     (left[2] / "vocab.txt").write_text("[PAD]\n")
-    kept = [tmp_path / ".render.lock", tmp_path / ".echonet_dynamic-v1-n450-s0.lock", tmp_path / ".hidden_config"]
+    kept = [tmp_path / ".render.lock", tmp_path / ".echonet_dynamic-v1-n450-s0.lock", tmp_path / ".hidden_config",
+            tmp_path / ".last.pt.k3x_9a2b.pt", tmp_path / "sub" / ".predictions.csv.abcd1234.csv"]  # old-style names
     for k in kept:
         k.write_text("")
-    assert sorted(sweep_temporaries(tmp_path)) == sorted(left)
+    assert sweep_temporaries(tmp_path, marker="manifest.json") == []  # no marker: never swept
+    assert sorted(sweep_temporaries(tmp_path, marker="config.yaml")) == sorted(left)
     assert all(k.exists() for k in kept) and (tmp_path / "kept.csv").read_text() == "a\n"
 
 

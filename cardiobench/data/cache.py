@@ -122,7 +122,9 @@ class ArrayCache:
         # waits, then finds the entries valid), and a killed build's temporaries are swept safely
         with file_lock(self.folder.parent / f".{self.folder.name}.lock"):
             self.index = self._read_index()
-            sweep_temporaries(self.folder)
+            sweep_temporaries(self.folder, marker="config.json")
+            if not (self.folder / "config.json").is_file():  # before any entry: the folder is the cache's
+                write_json(self.folder / "config.json", {"config": self.config, "version": CACHE_VERSION})
             return self._build(names, paths, workers, progress)
 
     def _build(self, names: Sequence[str], paths: Sequence[str | Path], workers: int,

@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -25,6 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import CardiobenchError
+from ..io import staging_dir
 from . import register
 
 log = logging.getLogger("cardiobench")
@@ -131,7 +131,7 @@ def _publish_folder(folder: Path, write: Callable[[Path], object]) -> None:
     ``folder``, ``vocab.txt`` last: a run killed while its vocabulary is written never leaves a
     half-written ``vocab.txt`` for its resume to read (other files already in ``folder`` stay)."""
     folder.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    staging = staging_dir(folder)  # named as a temporary: a killed run's is swept when it resumes
     try:
         write(staging)
         for f in sorted(staging.iterdir(), key=lambda f: f.name == VOCAB_FILE):

@@ -15,6 +15,7 @@ import csv
 import hashlib
 import io
 import json
+import logging
 from collections import defaultdict
 from pathlib import Path
 
@@ -33,10 +34,17 @@ from ..seeds import recipe_key
 from ..spec import TaskSpec
 
 ALPHA = 0.05
+SITE_LOCK = ".render.lock"  # also the site's marker: temporaries are swept only where a render began
+log = logging.getLogger("cardiobench")
 
 
 def site_dir(out: str | Path | None) -> Path:
-    return Path(out) if out else LEADERBOARDS_DIR / "site"
+    """The site folder (``--out``, ``site_dir=``); CardiobenchError when that path is a file."""
+    site = Path(out) if out else LEADERBOARDS_DIR / "site"
+    if site.exists() and not site.is_dir():
+        raise CardiobenchError(f"{site}: the report's output must be a folder (the site: index.html, one page per "
+                               f"task and its downloads), but this is a file; give a folder, new or existing")
+    return site
 
 
 def task_page_path(out: str | Path | None, task: str) -> Path:
@@ -58,7 +66,7 @@ def _env() -> Environment:
 
 def site_lock(site: Path):
     """One renderer at a time per site folder (runs of a multirun finishing together)."""
-    return file_lock(site / ".render.lock")
+    return file_lock(site / SITE_LOCK)
 
 
 def published_rows(task: str) -> list[dict]:
@@ -308,13 +316,6 @@ def _write_downloads(site: Path, task_name: str, records: list[dict]) -> None:
     write_text(site / f"{task_name}.csv", buf.getvalue())
 
 
-def _spec_for(run: Run) -> TaskSpec | None:
-    try:
-        return spec_of(run.config())
-    except CardiobenchError:
-        return None
-
-
 def render_task(spec: TaskSpec, rows: list[dict], site: Path, figures: bool = True) -> None:
     """One task's page and its CSV/JSON downloads."""
     main = spec.main_score
@@ -370,7 +371,7 @@ def render_site(paths: list[str | Path], out: str | Path | None, figures: bool =
     them before another run finished could otherwise overwrite the newer page with its older view."""
     site = site_dir(out)
     with site_lock(site):
-        sweep_temporaries(site)  # a renderer killed mid-write left these; none is writing now
+        sweep_temporaries(site, marker=SITE_LOCK)  # a renderer killed mid-write left these; none is writing now
         by_task, specs = _rows_by_task(paths, tasks)
         for name, rows in sorted(by_task.items()):
             render_task(specs[name], rows, site, figures)
@@ -388,10 +389,14 @@ def _rows_by_task(paths: list[str | Path],
         if key in seen:
             continue
         seen.add(key)
-        spec = _spec_for(run)
-        if spec is None or (tasks is not None and spec.name not in tasks):
+        try:  # one damaged run folder (a truncated manifest.json) costs its own row, not the page
+            spec = spec_of(run.config())
+            if tasks is not None and spec.name not in tasks:
+                continue
+            row = _row(run, spec)
+        except CardiobenchError as exc:
+            log.warning("report: skipped run folder %s: %s", run.path, exc)
             continue
-        row = _row(run, spec)
         if row is not None:
             specs.setdefault(spec.name, spec)
             by_task[spec.name].append(row)
