@@ -54,6 +54,33 @@ def predictions_file(reference: str | Path) -> Path:
     return p.with_name(f"{p.stem}.predictions.csv")
 
 
+# what each key of a reference must hold: a hand-edited null or text is named, not a TypeError later
+_NUMBER_KEYS = ("value", "low", "high", "tolerance")
+_TEXT_KEYS = ("task", "metric", "predictions")
+
+
+def _validate_reference(p: Path, ref: object) -> None:
+    if not isinstance(ref, dict):
+        raise CardiobenchError(f"{p}: a reference is a JSON object (regenerate it with --write-reference)")
+    for key in REFERENCE_KEYS:
+        if key not in ref:
+            raise CardiobenchError(f"{p}: reference lacks '{key}' (regenerate it with --write-reference)")
+        if ref[key] is None:
+            raise CardiobenchError(f"{p}: reference key '{key}' is null (regenerate the reference with "
+                                   f"--write-reference, or give '{key}' a value)")
+    for key in _NUMBER_KEYS:
+        v = ref[key]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v:
+            raise CardiobenchError(f"{p}: reference key '{key}' must be a number, not {v!r}")
+    if ref["tolerance"] < 0:
+        raise CardiobenchError(f"{p}: reference key 'tolerance' must be >= 0, not {ref['tolerance']!r}")
+    for key in _TEXT_KEYS:
+        if not isinstance(ref[key], str) or not ref[key]:
+            raise CardiobenchError(f"{p}: reference key '{key}' must be a non-empty text, not {ref[key]!r}")
+    if ref["direction"] not in ("lower", "higher"):
+        raise CardiobenchError(f"{p}: reference key 'direction' must be 'lower' or 'higher', not {ref['direction']!r}")
+
+
 def load_reference(path: str | Path) -> tuple[dict, pd.DataFrame]:
     """The reference JSON and its predictions; CardiobenchError naming the file when either is unusable."""
     p = Path(path)
@@ -64,9 +91,7 @@ def load_reference(path: str | Path) -> tuple[dict, pd.DataFrame]:
         ref = json.loads(p.read_text())
     except json.JSONDecodeError as exc:
         raise CardiobenchError(f"{p}: not valid JSON ({exc})") from None
-    for key in REFERENCE_KEYS:
-        if key not in ref:
-            raise CardiobenchError(f"{p}: reference lacks '{key}' (regenerate it with --write-reference)")
+    _validate_reference(p, ref)
     pred_file = p.parent / ref["predictions"]
     if not pred_file.is_file():
         raise CardiobenchError(f"{pred_file}: the reference's predictions are missing (regenerate the reference "

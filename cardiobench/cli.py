@@ -190,12 +190,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     for o in args.overrides:
         if "=" not in o:
             raise CardiobenchError(f"override {o!r} is not key=value")
-    from .config import run_overrides
+    from .config import hydra_quote, run_overrides
 
     # A misspelled key or a bad value is refused here in one line, before Hydra sees it.
     overrides = run_overrides(spec.name, baseline, args.profile or "smoke", args.overrides, args.multirun)
-    if args.run_dir:
-        overrides.append(f"run_dir={Path(args.run_dir)}")
+    if args.run_dir:  # quoted: a folder named "run (1)" or "a=b" is a path, not override syntax
+        overrides.append(f"run_dir={hydra_quote(str(Path(args.run_dir)))}")
     if args.cfg:  # Hydra prints one job's config: a sweep shows its first job (launcher section included)
         overrides = ["--cfg", args.cfg, *first_job(overrides)]
     elif args.multirun:
@@ -225,9 +225,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if not args.run_dir:
         raise CardiobenchError("give a run folder, or --task/--predictions/--name for an external predictions file")
     run = Run.open(args.run_dir)
-    cfg = run.config()
-    metrics = evaluate(run.predictions(), spec_of(cfg), cfg.get("ci"))
-    run.write_metrics(metrics)
+    with run.lock():  # two evaluations of one run at once take turns; a refused one writes nothing
+        cfg = run.config()
+        metrics = evaluate(run.predictions(), spec_of(cfg), cfg.get("ci"), source=str(run.predictions_file))
+        run.write_metrics(metrics)
     print_metrics(metrics, cfg)
     print(f"wrote {run.metrics_file}")
     return 0
@@ -239,6 +240,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     if not 0 < args.level < 1:
         raise CardiobenchError(f"--level must lie between 0 and 1 (e.g. 0.95), not {args.level}")
+    if args.n_resamples < 1:
+        raise CardiobenchError(f"--n-resamples must be >= 1 (e.g. 9999), not {args.n_resamples}")
     ga, gb = seed_group(args.run_a), seed_group(args.run_b)
     if len(ga) == 1 and len(gb) == 1:
         a, b = ga[0], gb[0]
@@ -271,8 +274,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.write_reference:
         ref_path = Path(args.reference)
         tol = args.tolerance
+        if tol is not None and not tol >= 0:
+            raise CardiobenchError(f"--tolerance must be >= 0 (an absolute worsening of the primary metric), not {tol}")
         if tol is None and ref_path.is_file():
-            tol = json.loads(ref_path.read_text()).get("tolerance")
+            try:
+                tol = json.loads(ref_path.read_text()).get("tolerance")
+            except (ValueError, AttributeError):  # a damaged old reference: the task's tolerance instead
+                tol = None
         rcfg = run.config()
         cmd = (f"cardiobench run --task {rcfg.task.name} --baseline {rcfg.baseline.name} --run-dir runs/ref && "
                f"cardiobench check runs/ref --reference {args.reference} --write-reference")

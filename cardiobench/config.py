@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -127,6 +128,61 @@ class RootSchema:
     zero_shot: Any = None
     overlays: Any = None
     profiles: Any = None
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric setting may take (None: unbounded on that side; ``*_open``: the end excluded)."""
+
+    low: Optional[float] = None
+    high: Optional[float] = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def __contains__(self, v: float) -> bool:
+        return ((self.low is None or (v > self.low if self.low_open else v >= self.low))
+                and (self.high is None or (v < self.high if self.high_open else v <= self.high)))
+
+    def __str__(self) -> str:
+        if self.high is None:
+            return f"{'>' if self.low_open else '>='} {_num(self.low)}"
+        return f"{'(' if self.low_open else '['}{_num(self.low)}, {_num(self.high)}{')' if self.high_open else ']'}"
+
+
+def _num(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else f"{v:g}"
+
+
+_SEED = Range(0, 2**32 - 1)     # numpy's and torch's seeds
+_POSITIVE, _COUNT, _NON_NEGATIVE = Range(0, low_open=True), Range(1), Range(0)
+_FRACTION = Range(0, 1, high_open=True)
+# The range of each numeric setting of the schemas above, checked by :func:`check_ranges` when a config
+# is resolved: a negative epoch count or a 150 % interval is one line naming the key, not a late crash
+# or a run that silently did nothing. Null (an optional setting left unset) is always allowed.
+RANGES: dict[str, Range] = {
+    "seed": _SEED, "data.twin.seed": _SEED, "data.twin.n": _COUNT, "data.workers": _NON_NEGATIVE,
+    "ci.level": Range(0, 1, low_open=True, high_open=True), "ci.n_resamples": _COUNT,
+    "train.epochs": _NON_NEGATIVE,  # 0: predict with the initial (or loaded) weights, no training
+    "train.batch_size": _COUNT, "train.lr": _POSITIVE, "train.head_lr": _POSITIVE, "train.momentum": Range(0, 1),
+    "train.weight_decay": _NON_NEGATIVE, "train.lr_step_period": _COUNT, "train.lr_gamma": _POSITIVE,
+    "train.warmup_fraction": _FRACTION, "train.accumulate": _COUNT, "train.grad_clip": _POSITIVE,
+    "train.patience": _NON_NEGATIVE, "train.val_every": _COUNT, "train.label_smoothing": _FRACTION,
+    "train.num_workers": _NON_NEGATIVE, "profile.threads": _COUNT,
+}
+
+
+def check_ranges(cfg: DictConfig) -> None:
+    """CardiobenchError naming the key, its value and the allowed range for a setting outside :data:`RANGES`."""
+    for key, allowed in RANGES.items():
+        v = OmegaConf.select(cfg, key, default=None, throw_on_missing=False)
+        if v is None or isinstance(v, bool) or not isinstance(v, (int, float)):
+            continue  # unset, or a type error that the schema reports itself
+        if v != v or v not in allowed:  # v != v: NaN
+            raise CardiobenchError(f"{key}={v} is out of range: {key} must be {_phrase(allowed)}")
+
+
+def _phrase(r: Range) -> str:
+    return str(r) if r.high is None else f"in {r}"
 
 
 REQUIRED_BASELINE_KEYS = ("name", "task", "title", "citation", "published")
@@ -271,7 +327,27 @@ def _hydra_compose(overrides: list[str]) -> DictConfig:
             why = str(exc).splitlines()[0]
             if exc.__cause__ is not None and str(exc.__cause__).strip():
                 why += f": {str(exc.__cause__).strip().splitlines()[0]}"
+            if why.startswith("Ambiguous value for argument"):  # a comma: Hydra reads a sweep
+                why += quote_hint(why.partition("'")[2].rpartition("'")[0])
             raise CardiobenchError(f"invalid override: {why}") from None
+
+
+def quote_hint(text: str) -> str:
+    """'; quote the value: ...' with the exact argument that passes ``key=value`` through Hydra's override
+    grammar when the value holds what the grammar reserves (spaces, parentheses, '=', ',', brackets, quotes)."""
+    import shlex
+
+    key, eq, value = text.partition("=")
+    if not eq or not key or value[:1] in ("'", '"'):
+        return ""
+    return (f"; quote the value for Hydra's override grammar (and the whole argument for the shell): "
+            f"{shlex.quote(f'{key}={hydra_quote(value)}')}")
+
+
+def hydra_quote(value: str) -> str:
+    """``value`` as a quoted string of Hydra's override grammar, read back exactly as given."""
+    # a backslash escapes only a quote or the string's end, so only those runs are doubled
+    return '"' + re.sub(r'(\\*)("|$)', lambda m: m[1] * 2 + ('\\"' if m[2] else ""), value) + '"'
 
 
 def _groups(task: str, baseline: str | None, profile: str) -> list[str]:
@@ -326,7 +402,8 @@ def _override_keys(overrides: list[str]) -> list[tuple[str, str]]:
         try:
             o = OverridesParser.create().parse_override(text)
         except Exception as exc:  # Hydra's grammar errors are long; one line is enough
-            raise CardiobenchError(f"cannot parse override {text!r}: {str(exc).splitlines()[0]}") from None
+            raise CardiobenchError(f"cannot parse override {text!r}: {str(exc).splitlines()[0]}"
+                                   f"{quote_hint(text)}") from None
         prefix = "++" if text.startswith("++") else "+" if text.startswith("+") else "~" if text.startswith("~") else ""
         out.append((prefix, o.key_or_group))
     return out
@@ -393,4 +470,5 @@ def resolve(cfg: DictConfig, overrides: list[str]) -> DictConfig:
         except OmegaConfBaseException as exc:
             raise CardiobenchError(f"override {key!r}: {str(exc).splitlines()[0]}") from None
     OmegaConf.set_struct(out, False)
+    check_ranges(out)
     return out

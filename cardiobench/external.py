@@ -154,16 +154,36 @@ def evaluate_external(task: str, predictions: str | Path, name: str, overrides: 
         merged = read_predictions(predictions, spec, truth(spec, source))
         if spec.variant:
             merged[spec.variant] = "external"
-    path = Path(cfg.runs_root) / task / "external" / f"{slug(name)}-{time.strftime('%Y%m%d-%H%M%S')}"
-    run = Run(path)
-    path.mkdir(parents=True, exist_ok=False)
+    run = Run(new_folder(Path(cfg.runs_root) / task / "external", f"{slug(name)}-{time.strftime('%Y%m%d-%H%M%S')}"))
     run.write_config(external_config(cfg, name, predictions))
     run.update_manifest(task=task, task_version=spec.version, baseline=name, profile="external",
                         model=name, seed=None, status="running", started=now_iso(), versions=versions(),
                         git_commit=git_commit(PROJECT_DIR), command=f"evaluate --predictions {predictions}",
                         data={"root": str(source.root), "is_twin": source.is_twin, "fingerprint": source.fingerprint,
                               "format": spec.format})
-    run.write_predictions(merged)
-    run.write_metrics(evaluate(run.predictions(), spec, cfg.ci))
+    try:
+        run.write_predictions(merged)
+        run.write_metrics(evaluate(run.predictions(), spec, cfg.ci,
+                                   source=f"{run.predictions_file} (from {predictions})"))
+    except KeyboardInterrupt:
+        run.update_manifest(status="interrupted", ended=now_iso())
+        raise
+    except Exception as exc:  # a refused scoring never leaves the folder looking as if it were still running
+        run.update_manifest(status="failed", ended=now_iso(), error=f"{type(exc).__name__}: {exc}")
+        raise
     run.update_manifest(status="finished", ended=now_iso())
     return run
+
+
+def new_folder(parent: Path, name: str) -> Path:
+    """A new folder ``parent/name`` (``name-2``, ``-3``... when taken): two evaluations of one model
+    started in the same second each get their own run folder."""
+    parent.mkdir(parents=True, exist_ok=True)
+    for k in range(1, 1000):
+        path = parent / (name if k == 1 else f"{name}-{k}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise CardiobenchError(f"{parent}: could not make a new run folder named {name}-N")

@@ -6,7 +6,9 @@ the spec alone, so those steps need no task code and no torch. A spec says
 * what a row of ``predictions.csv`` is (``row_keys``), which column holds the patient (``cluster``,
   resampled as a whole by every bootstrap), and which column, if any, names an evaluation variant
   (``variant``: echo's ``mode``, ACDC's ``artifact``; its first value is the primary one);
-* the targets, each with its kind and prediction column;
+* the targets, each with its kind, prediction column and the range its predictions can take
+  (``range: [0, 100]`` for a percentage, ``[0, 1]`` for a probability, ``[0, null]`` one-sided):
+  evaluate warns about predictions outside it;
 * the metrics: each a function from the metric registry (:mod:`cardiobench.evaluation.metrics`)
   with its arguments, direction, the paired test used to compare two runs, and a written definition;
 * the main score, the figures (by kind), the external-predictions schema, run artifacts, the
@@ -36,6 +38,7 @@ class TargetSpec:
     prediction: Optional[str] = None  # the prediction column (regression, binary)
     unit: str = ""
     description: str = ""
+    range: Optional[list[Optional[float]]] = None  # [low, high] a prediction can take (null: unbounded)
 
 
 @dataclass
@@ -168,6 +171,7 @@ def validate(spec: TaskSpec, where: str | Path) -> None:
     for name, t in spec.targets.items():
         if t.kind not in TARGET_KINDS:
             raise _error(where, f"targets.{name}.kind must be one of {', '.join(TARGET_KINDS)}, not {t.kind!r}")
+        _validate_range(where, name, t)
     if spec.main_score not in spec.metrics:
         raise _error(where, f"main_score {spec.main_score!r} is not among metrics ({', '.join(spec.metrics)})")
     for name, m in spec.metrics.items():
@@ -186,6 +190,18 @@ def validate(spec: TaskSpec, where: str | Path) -> None:
         raise _error(where, f"split {spec.split!r} is not one of splits ({', '.join(spec.splits)})")
     if spec.tolerance < 0:
         raise _error(where, "tolerance must be >= 0")
+
+
+def _validate_range(where: str | Path, name: str, t: TargetSpec) -> None:
+    if t.range is None:
+        return
+    if len(t.range) != 2 or all(v is None for v in t.range):
+        raise _error(where, f"targets.{name}.range must be [low, high] (null for an open end), not {t.range}")
+    low, high = t.range
+    if low is not None and high is not None and not low < high:
+        raise _error(where, f"targets.{name}.range: low {low} must be below high {high}")
+    if not t.prediction:
+        raise _error(where, f"targets.{name}.range needs targets.{name}.prediction (the column it bounds)")
 
 
 def spec_fields() -> list[str]:

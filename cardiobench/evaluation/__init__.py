@@ -7,6 +7,7 @@ paired test on two aligned tables.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from typing import Any, Mapping
 
@@ -16,6 +17,8 @@ import pandas as pd
 from ..errors import DataError
 from ..spec import MetricSpec, TaskSpec
 from .metrics import Context, get_metric
+
+log = logging.getLogger("cardiobench")
 
 
 def ci_context(ci: Mapping[str, Any] | None, samples: str = "samples") -> Context:
@@ -36,10 +39,44 @@ def required_columns(spec: TaskSpec) -> list[str]:
     return [*spec.row_keys, spec.cluster, "split", *spec.targets]
 
 
-def check_columns(pred: pd.DataFrame, spec: TaskSpec) -> None:
+def check_columns(pred: pd.DataFrame, spec: TaskSpec, source: str = "predictions") -> None:
     missing = [c for c in required_columns(spec) if c not in pred.columns]
     if missing:
-        raise DataError(f"predictions lack column(s) {', '.join(missing)}")
+        raise DataError(f"{source}: lacks column(s) {', '.join(missing)}")
+
+
+def _lines(mask: np.ndarray, pred: pd.DataFrame, spec: TaskSpec, limit: int = 5) -> str:
+    """Line numbers in the CSV (the header is line 1), each with its row's id."""
+    where = np.flatnonzero(mask)
+    key = spec.row_keys[0]
+    shown = [f"{i + 2} ({pred[key].iloc[i]})" if key in pred.columns else str(i + 2) for i in where[:limit]]
+    return ", ".join(shown) + (f" ... ({len(where)} in all)" if len(where) > limit else "")
+
+
+def check_values(pred: pd.DataFrame, spec: TaskSpec, source: str = "predictions") -> list[str]:
+    """Refuse a missing or non-finite prediction (DataError naming ``source``, the line and the column);
+    return, and log as warnings, what lies outside a target's declared ``range`` (scored as written:
+    an EF of 250 or a probability of 1.3 is a model's bug the user must see, not one we may clip)."""
+    warnings = []
+    for name, t in spec.targets.items():
+        col = t.prediction
+        if not col or col not in pred.columns:
+            continue
+        values = pd.to_numeric(pred[col], errors="coerce").to_numpy(float)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            raise DataError(f"{source}: column {col} has a missing, NaN or non-numeric value on line(s) "
+                            f"{_lines(bad, pred, spec)}")
+        low, high = t.range or (None, None)
+        out = ((values < low) if low is not None else False) | ((values > high) if high is not None else False)
+        if np.any(out):
+            span = f"[{'-inf' if low is None else f'{low:g}'}, {'inf' if high is None else f'{high:g}'}]"
+            msg = (f"{source}: column {col} has {int(np.sum(out))} of {len(values)} row(s) outside the range of "
+                   f"target {name!r}, {span} (min {values.min():g}, max {values.max():g}; line(s) "
+                   f"{_lines(out, pred, spec)}); scored as written")
+            log.warning("warning: %s", msg)
+            warnings.append(msg)
+    return warnings
 
 
 def variants(pred: pd.DataFrame, spec: TaskSpec) -> list[str]:
@@ -95,9 +132,12 @@ def _one(rows: pd.DataFrame, spec: TaskSpec, ctx: Context, which: list[tuple[str
     return out
 
 
-def evaluate(pred: pd.DataFrame, spec: TaskSpec, ci: Mapping[str, Any] | None = None) -> dict:
-    """metrics.json content: the primary variant's metrics at top level, every variant under ``by_<variant>``."""
-    check_columns(pred, spec)
+def evaluate(pred: pd.DataFrame, spec: TaskSpec, ci: Mapping[str, Any] | None = None,
+             source: str = "predictions") -> dict:
+    """metrics.json content: the primary variant's metrics at top level, every variant under ``by_<variant>``.
+    ``source`` names the predictions' file in messages."""
+    check_columns(pred, spec, source)
+    check_values(pred, spec, source)
     ctx = ci_context(ci, spec.samples)
     vs = variants(pred, spec)
     primary = vs[0] if vs else None
