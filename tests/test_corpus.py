@@ -14,7 +14,11 @@ import pytest
 from cardiobench.data import acdc, ct_echo, ct_rate, echonet_dynamic
 
 from .conftest import _WORKDIR
-from .corpus.cases import CASES, Case
+from .corpus.cases import CASES as DATA_CASES
+from .corpus.cases import Case
+from .corpus.run_cases import RUN_CASES
+
+CASES = DATA_CASES + RUN_CASES  # data formats (cases.py) and run-folder commands (run_cases.py)
 
 TIMEOUT = 60
 RESULTS: Counter = Counter()
