@@ -304,7 +304,7 @@ def test_run_dir_with_grammar_characters(tmp_path):
 
 
 def test_refused_evaluate_leaves_the_manifest_as_it_was(finished, tmp_path):
-    run = _with_predictions(finished, tmp_path / "run", lambda df: df.drop(columns=["EF"], inplace=True))
+    run = _with_predictions(finished, tmp_path / "run", lambda df: df.pop("EF"))
     before = (run / "manifest.json").read_bytes()
     proc = cli("evaluate", str(run))
     assert proc.returncode == 1 and f"{run / 'predictions.csv'}: lacks column(s) EF" in proc.stderr
