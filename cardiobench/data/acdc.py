@@ -32,7 +32,8 @@ from ..cpu_kernels import ipp_off
 from ..errors import DataError
 from . import module_format, nifti
 from .nifti import FileProblem as _FileProblem, Volume as _Volume, rel_path as _rel
-from .problems import Problem
+from .problems import Problem, split_problems
+from .textfile import read_text
 from .twins import acdc_phantom, map_jobs, twin_folder
 
 NAME = "acdc"
@@ -47,6 +48,9 @@ COLUMNS = ["sample_id", "patient_id", "split", "subset", "phase", "frame", "grou
 CITATION = "ACDC: Bernard et al., IEEE TMI 2018"
 _PATIENT = re.compile(r"^patient\d+$")
 _AFFINE_ATOL = 1e-4
+# Info.cfg values a patient can have (inclusive); outside them the value is kept with a warning naming the
+# key (Height in cm and Weight in kg: 1800 is a height in mm, 0 a blank; neither is used by the tasks)
+PLAUSIBLE = {"height": ("Height", 100.0, 250.0, "cm"), "weight": ("Weight", 20.0, 300.0, "kg")}
 
 
 # ----------------------------------------------------------------------------- paths and Info.cfg
@@ -65,9 +69,10 @@ def data_folder(root: str | os.PathLike) -> Path:
 
 
 def read_info(path: Path) -> dict[str, str]:
-    """Info.cfg as {lower-case key: value}; lines without ``key: value`` are ignored."""
+    """Info.cfg as {lower-case key: value}; lines without ``key: value`` are ignored. A byte-order
+    mark (UTF-8 or UTF-16) is honoured; DataError naming the file when it is not text."""
     out = {}
-    for line in path.read_text(errors="strict").splitlines():
+    for line in read_text(path).splitlines():
         key, sep, value = line.partition(":")
         if sep and key.strip():
             out[key.strip().lower()] = value.strip()
@@ -102,11 +107,13 @@ def companions(image_path: str | os.PathLike) -> list[Path]:
 
 
 def gt_path_for(image_path: str | os.PathLike) -> Path:
-    """The ground-truth file beside a frame image: ``..._frameXX.nii.gz`` -> ``..._frameXX_gt.nii.gz``."""
+    """The ground-truth file beside a frame image, found as :func:`index` finds it (``.nii.gz``, or
+    ``.nii`` where only that exists, whatever the image's own extension): ``..._frameXX.nii.gz`` ->
+    ``..._frameXX_gt.nii.gz``. The cache and ``data verify`` must read the same file."""
     p = Path(image_path)
     for ext in (".nii.gz", ".nii"):
         if p.name.endswith(ext):
-            return p.with_name(p.name[: -len(ext)] + "_gt" + ext)
+            return _nifti(p.parent, p.name[: -len(ext)] + "_gt")
     return p.with_name(p.name + "_gt")
 
 
@@ -154,8 +161,8 @@ def index(root: str | os.PathLike) -> tuple[pd.DataFrame, list[Problem]]:
                 continue
             try:
                 info = read_info(cfg)
-            except (OSError, UnicodeDecodeError) as exc:
-                problems.append(Problem(rel_cfg, f"cannot be read as text ({exc}); {pid} skipped", sample=pid))
+            except DataError as exc:
+                problems.append(Problem(rel_cfg, f"{str(exc).split(': ', 1)[-1]}; {pid} skipped", sample=pid))
                 continue
             nb_frame = _int(info.get("nbframe"))
             if nb_frame is None or nb_frame < 1:
@@ -169,6 +176,7 @@ def index(root: str | os.PathLike) -> tuple[pd.DataFrame, list[Problem]]:
                 problems.append(Problem(rel_cfg, f"Group {group!r} is not one of ACDC's {', '.join(GROUPS)}; kept as "
                                                  "written (per-group summaries will show it apart)",
                                         severity="warning", sample=pid))
+            problems += _info_warnings(info, rel_cfg, pid)
             four_d = _nifti(pdir, f"{pid}_4d")
             if not four_d.is_file():
                 problems.append(Problem(_rel(four_d, root), "4D cine file missing (not needed for the ED/ES samples)",
@@ -206,6 +214,31 @@ def index(root: str | os.PathLike) -> tuple[pd.DataFrame, list[Problem]]:
     samples["height"] = samples["height"].astype(float)
     samples["weight"] = samples["weight"].astype(float)
     return samples, problems
+
+
+def _info_warnings(info: dict[str, str], rel_cfg: str, pid: str) -> list[Problem]:
+    """Implausible but harmless Info.cfg values: Height and Weight outside a patient's range, ED and ES
+    naming the same frame."""
+    out = []
+    for key, (name, lo, hi, unit) in PLAUSIBLE.items():
+        if key not in info:
+            continue
+        v = _float(info[key])
+        if not lo <= v <= hi:
+            out.append(Problem(rel_cfg, f"{name} {info[key]!r} is outside the plausible {lo:g}-{hi:g} {unit}; kept",
+                               severity="warning", sample=pid))
+    ed, es = _int(info.get("ed")), _int(info.get("es"))
+    if ed is not None and ed == es:
+        out.append(Problem(rel_cfg, f"ED and ES are both frame {ed}: the two phases are one image (an EF of 0)",
+                           severity="warning", sample=pid))
+    return out
+
+
+def split_sources(root: str | os.PathLike) -> dict[str, str]:
+    """Where each split's patients come from (VAL patients are drawn from training/ by a run)."""
+    base = data_folder(root)
+    training, testing = _rel(base / "training", root) + "/", _rel(base / "testing", root) + "/"
+    return {"TRAIN": training, "VAL": f"{training} (VAL patients are drawn from it)", "TEST": testing}
 
 
 def split_training(samples: pd.DataFrame, seed: int, val_fraction: float = 0.2) -> pd.Series:
@@ -271,13 +304,8 @@ def _load(path: str | os.PathLike, root=None, label: bool = False, header_only: 
     raises :class:`_FileProblem`."""
     vol = nifti.load(path, root, header_only=header_only, integer=label)
     if label and not header_only:
-        values = np.unique(vol.data)
-        bad = [v for v in values.tolist() if not (float(v).is_integer() and 0 <= v < N_LABELS)]
-        if bad:
-            shown = ", ".join(f"{v:g}" for v in bad[:8]) + (" ..." if len(bad) > 8 else "")
-            raise _FileProblem(_rel(path, root), f"label value(s) {shown} outside 0-3 (0 background, 1 RV cavity, "
-                                                 "2 myocardium, 3 LV cavity)")
-        vol.data = vol.data.astype(np.uint8)
+        vol.data = nifti.as_labels(vol.data, _rel(path, root), N_LABELS - 1,
+                                   "0 background, 1 RV cavity, 2 myocardium, 3 LV cavity")
     return vol
 
 
@@ -396,6 +424,7 @@ def _verify_patient(rows: list, root: Path) -> list[Problem]:
                 _check_pair(vols["image"], vols["gt"], row.path, row.gt_path, root)
             except _FileProblem as exc:
                 out.append(Problem(exc.file, exc.problem, sample=row.sample_id))
+        out += _content_warnings(vols, row, root)
     row = rows[0]
     four_d = _nifti(Path(row.path).parent, f"{row.patient_id}_4d")
     if four_d.is_file():
@@ -420,12 +449,31 @@ def _verify_patient(rows: list, root: Path) -> list[Problem]:
     return out
 
 
+def _content_warnings(vols: dict[str, _Volume], row, root) -> list[Problem]:
+    """A blank image and a label map without some structure: usable, but worth a look (an absent
+    structure is an empty-structure case, which the metrics count apart)."""
+    out = []
+    image, gt = vols.get("image"), vols.get("gt")
+    if image is not None and float(image.data.min()) == float(image.data.max()):
+        out.append(Problem(_rel(row.path, root), f"every voxel is {float(image.data.min()):g} (a blank image)",
+                           severity="warning", sample=row.sample_id))
+    if gt is not None:
+        present = set(np.unique(gt.data).tolist())
+        absent = [f"{k} {LABELS[k]}" for k in range(1, N_LABELS) if k not in present]
+        if absent:
+            out.append(Problem(_rel(row.gt_path, root), f"no voxel of label(s) {', '.join(absent)}: an "
+                                                        "empty-structure case (counted apart by the metrics)",
+                               severity="warning", sample=row.sample_id))
+    return out
+
+
 def verify(root: str | os.PathLike, decode: bool = True, progress: bool = True, workers: int = 2) -> list[Problem]:
     """Check every patient once: Info.cfg and the files it names; with ``decode``, every ED/ES image
     and ground truth through the integrity checks of :func:`read_case`, and the 4D file's header."""
     root = Path(root)
     samples, problems = index(root)
-    problems = list(problems)
+    sources = {k: v for k, v in split_sources(root).items() if k != "VAL"}  # VAL is drawn by a run
+    problems = list(problems) + split_problems(list(samples.split), sources, "patients", problems)
     if decode and len(samples):
         patients = [list(g.itertuples(index=False)) for _, g in samples.groupby("patient_id", sort=True)]
         with ThreadPoolExecutor(max(1, workers)) as pool:

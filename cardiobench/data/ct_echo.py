@@ -17,6 +17,7 @@ stored once in the decode-once cache as float16.
 """
 from __future__ import annotations
 
+import csv
 import os
 import sys
 from pathlib import Path
@@ -29,7 +30,8 @@ from tqdm.auto import tqdm
 from ..errors import DataError
 from . import module_format, nifti
 from .nifti import FileProblem
-from .problems import Problem
+from .problems import Problem, split_problems
+from .textfile import duplicated, text_stream
 from .twins import map_jobs, twin_folder
 
 NAME = "ct_echo"
@@ -42,6 +44,12 @@ COLUMNS = ["sample_id", "patient_id", "split", "path", "image", "lvef", "aortic_
 # A chest CT in HU holds air/lung (<= -500 HU) and soft tissue or bone (>= 0 HU); values outside
 # [-3100, 32767] exist on no scanner (the -3024 outside-FOV fill is the lowest in use).
 HU_AIR_BELOW, HU_TISSUE_ABOVE, HU_RANGE = -500.0, 0.0, (-3100.0, 32767.0)
+# Voxel spacing per axis, in mm, of a chest CT: outside the error range the volume cannot be resampled
+# into a usable crop (0.001 mm voxels make a sub-millimetre scan, 50 mm ones a grid of billions of voxels
+# at 1.5 mm), so it is refused; outside the warning range it is implausible for a CT scanner but processed.
+# A field of view (voxels x spacing) over FOV_MAX_MM on an axis is refused for the same reason.
+SPACING_MM = {"error": (0.05, 20.0), "warning": (0.2, 10.0)}
+FOV_MAX_MM = 1000.0
 
 
 # ----------------------------------------------------------------------------- labels.csv
@@ -69,9 +77,15 @@ def read_labels(root: str | os.PathLike) -> pd.DataFrame:
     if not path.is_file():
         raise DataError(f"{path}: missing (a ct_echo folder holds labels.csv with columns "
                         f"{', '.join(REQUIRED)} and the volumes under images/)")
+    stream = text_stream(path)  # DataError naming the file and its encoding when it is not text
+    header = [c.strip() for c in next(csv.reader(stream), [])]
+    stream.seek(0)
+    if duplicated(header):
+        raise DataError(f"{path}: column(s) {', '.join(duplicated(header))} appear more than once in the header; "
+                        "which one holds the value is ambiguous")
     try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        df = pd.read_csv(stream, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise DataError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
     df.columns = [c.strip() for c in df.columns]
     missing = [c for c in REQUIRED if c not in df.columns]
@@ -151,13 +165,45 @@ def index(root: str | os.PathLike) -> tuple[pd.DataFrame, list[Problem]]:
 
 
 def read_volume(path: str | os.PathLike, root: str | os.PathLike | None = None) -> nifti.Volume:
-    """One chest CT in HU (float32, after scl_slope/scl_inter) with the integrity checks, and a
-    plausibility check of its HU range; raises :class:`FileProblem` naming the file."""
+    """One chest CT in HU (float32, after scl_slope/scl_inter) with the integrity checks (a usable
+    direction matrix among them), and plausibility checks of its voxel spacing, field of view and HU
+    range; raises :class:`FileProblem` naming the file. Implausible but usable values are ``notes``."""
     vol = nifti.load(path, root)
+    rel = nifti.rel_path(path, root)
+    spacing = tuple(float(z) for z in np.linalg.norm(vol.affine[:3, :3], axis=0))  # what resampling uses
+    for severity, why in geometry_problems(spacing, vol.data.shape, ("affine axis 0", "affine axis 1",
+                                                                      "affine axis 2")):
+        if severity == "error":
+            raise FileProblem(rel, why)
+        vol.notes.append(why)
     problem = hu_problem(vol.data)
     if problem:
-        raise FileProblem(nifti.rel_path(path, root), problem)
+        raise FileProblem(rel, problem)
     return vol
+
+
+def _outside(value: float, bounds: tuple[float, float]) -> bool:
+    return not bounds[0] <= value <= bounds[1]
+
+
+def geometry_problems(spacing: tuple[float, ...], shape: tuple[int, ...] | None,
+                      names: tuple[str, str, str]) -> list[tuple[str, str]]:
+    """("error" | "warning", why) for each axis whose voxel spacing (mm) or field of view is not a chest
+    CT's (see :data:`SPACING_MM`, :data:`FOV_MAX_MM`); ``names`` say where each axis's spacing is written
+    (a header field, a CSV column). ``shape`` None: the spacing alone is checked."""
+    out = []
+    for k, (s, name) in enumerate(zip(spacing, names)):
+        for severity in ("error", "warning"):
+            lo, hi = SPACING_MM[severity]
+            if _outside(s, (lo, hi)):
+                out.append((severity, f"{name}: voxel spacing {s:g} mm is outside {lo:g}-{hi:g} mm"
+                                      + (", not a CT voxel size" if severity == "error" else ", implausible for CT")))
+                break
+        fov = s * int(shape[k]) if shape is not None else 0.0
+        if fov > FOV_MAX_MM:
+            out.append(("error", f"{name}: field of view {int(shape[k])} voxels x {s:g} mm = {fov:g} mm is over "
+                                 f"{FOV_MAX_MM:g} mm: no chest CT is that large (spacing wrong?)"))
+    return sorted(out, key=lambda p: p[0] != "error")  # errors first
 
 
 def hu_problem(hu: np.ndarray) -> str | None:
@@ -175,30 +221,41 @@ def hu_problem(hu: np.ndarray) -> str | None:
     return None
 
 
+def split_sources(root: str | os.PathLike) -> dict[str, str]:
+    """Where each split's rows come from (relative to ``root``): the split column of labels.csv."""
+    return {k: f"{LABELS} (column split)" for k in SPLITS.values()}
+
+
+def _check_volume(path: str, root: Path) -> list[Problem]:
+    """One volume through :func:`read_volume`: its refusal, or its notes as warnings."""
+    try:
+        vol = read_volume(path, root)
+    except FileProblem as exc:
+        return [Problem(exc.file, exc.problem)]
+    rel = nifti.rel_path(path, root)
+    return [Problem(rel, note, severity="warning") for note in vol.notes]
+
+
 def verify(root: str | os.PathLike, decode: bool = True, progress: bool = True, workers: int = 2) -> list[Problem]:
-    """Every problem of a ct_echo folder: labels.csv rows (values, splits, leakage, missing images) and,
-    with ``decode``, each volume (truncated, not NIfTI, 2D, NaN voxels, implausible HU range)."""
+    """Every problem of a ct_echo folder: labels.csv rows (values, splits, leakage, missing images), a
+    split without rows and, with ``decode``, each volume through the checks its preprocessing makes
+    (truncated, not NIfTI, 2D, NaN voxels, a degenerate direction matrix, implausible spacing, field of
+    view or HU range)."""
     root = Path(root)
     try:
         samples, problems = index(root)
     except DataError as exc:
         return [Problem(LABELS, str(exc).split(": ", 1)[-1])]
+    problems += split_problems(list(samples.split), split_sources(root), "volumes", problems)
     if not decode:
         return problems
-
-    def one(path: str) -> Problem | None:
-        try:
-            read_volume(path, root)
-        except FileProblem as exc:
-            return Problem(exc.file, exc.problem)
-        return None
 
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max(1, workers)) as pool:
-        found = list(tqdm(pool.map(one, samples.path), total=len(samples), desc="verify ct_echo volumes",
-                          unit="volume", disable=not progress))
-    return problems + [p for p in found if p is not None]
+        found = list(tqdm(pool.map(lambda p: _check_volume(p, root), samples.path), total=len(samples),
+                          desc="verify ct_echo volumes", unit="volume", disable=not progress))
+    return problems + [p for ps in found for p in ps]
 
 
 # ----------------------------------------------------------------------------- preprocessing (Merlin)

@@ -43,9 +43,10 @@ from tqdm.auto import tqdm
 
 from ..errors import CardiobenchError, DataError
 from . import ctrate_preprocess, module_format
-from .ct_echo import hu_problem
-from .nifti import FileProblem, Volume, rel_path, three_d
-from .problems import Problem
+from .ct_echo import geometry_problems, hu_problem
+from .nifti import FileProblem, Volume, as_labels, direction_problem, rel_path, three_d
+from .problems import Problem, split_problems
+from .textfile import duplicated, text_stream
 
 NAME = "ct_rate"
 SPLITS = {"train": "TRAIN", "valid": "TEST"}
@@ -55,7 +56,8 @@ REPORTS = {"train": "radiology_text_reports/train_reports.csv",
 LABEL_FILES = {"train": "multi_abnormality_labels/train_predicted_labels.csv",
                "valid": "multi_abnormality_labels/valid_predicted_labels.csv"}
 MASKS = "masks"
-MASK_IDS = ("v2", "v1")  # TotalSegmentator class-id tables; the tables themselves live in the organ module
+MASK_IDS = ("v2", "v1")
+MASK_MAX = 255  # masks are cached as uint8 class ids (TotalSegmentator v2 goes to 117, v1 to 104)  # TotalSegmentator class-id tables; the tables themselves live in the organ module
 LABELS = ["Medical material", "Arterial wall calcification", "Cardiomegaly", "Pericardial effusion",
           "Coronary artery wall calcification", "Hiatal hernia", "Lymphadenopathy", "Emphysema", "Atelectasis",
           "Lung nodule", "Lung opacity", "Pulmonary fibrotic sequela", "Pleural effusion",
@@ -64,6 +66,7 @@ LABELS = ["Medical material", "Arterial wall calcification", "Cardiomegaly", "Pe
 REPORT_COLUMNS = ["ClinicalInformation_EN", "Technique_EN", "Findings_EN", "Impressions_EN"]
 NOT_GIVEN = "Not given."
 METADATA_COLUMNS = ["VolumeName", "XYSpacing", "ZSpacing", "RescaleSlope", "RescaleIntercept"]
+SPACING_KEYS = ("XYSpacing (x)", "XYSpacing (y)", "ZSpacing")  # where each axis's voxel size is written
 _VOLUME = re.compile(r"^(train|valid)_(\d+)_([a-z]+)_(\d+)\.nii\.gz$")
 _MASK_HINT = ("organ masks are an input: TotalSegmentator label maps named like their volume under masks/; "
               "segmentation weights cannot be fetched at run time, so make them with TotalSegmentator beforehand")
@@ -168,9 +171,12 @@ def _read_csv(root: Path, rel: str, required: list[str]) -> tuple[pd.DataFrame, 
         raise DataError(f"{rel}: missing")
     rows, lines, problems = [], [], []
     try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
+        with text_stream(path, rel) as fh:  # DataError naming the file and its encoding when it is not text
             reader = csv.reader(fh)
             header = [c.strip() for c in next(reader, [])]
+            if duplicated(header):
+                raise DataError(f"{rel}: column(s) {', '.join(duplicated(header))} appear more than once in the "
+                                "header; which one holds the value is ambiguous")
             last = reader.line_num
             for record in reader:
                 line, last = last + 1, reader.line_num
@@ -182,7 +188,7 @@ def _read_csv(root: Path, rel: str, required: list[str]) -> tuple[pd.DataFrame, 
                     continue
                 rows.append([f.strip() for f in record])
                 lines.append(line)
-    except (UnicodeDecodeError, csv.Error, OSError) as exc:
+    except (csv.Error, OSError) as exc:
         raise DataError(f"{rel}: not a readable CSV ({type(exc).__name__}: {exc})") from None
     missing = [c for c in required if c not in header]
     if missing:
@@ -330,10 +336,17 @@ def _metadata(root: Path, key: str, volumes: Mapping[str, Path]) -> tuple[dict[s
         if r["VolumeName"] not in volumes:
             continue  # the CSV covers the whole release; a partial download is fine here
         try:
-            out[r["VolumeName"]] = calibration(r)
+            cal = calibration(r)
         except DataError as exc:
             problems.append(Problem(rel, f"line {r['line']} ({r['VolumeName']}): {exc}; volume skipped",
                                     sample=r["VolumeName"]))
+            continue
+        found = geometry_problems(cal.spacing, None, SPACING_KEYS)
+        problems += [Problem(rel, f"line {r['line']} ({r['VolumeName']}): {why}; volume "
+                                  f"{'skipped' if severity == 'error' else 'kept'}", severity=severity,
+                             sample=r["VolumeName"]) for severity, why in found]
+        if not any(severity == "error" for severity, _ in found):
+            out[r["VolumeName"]] = cal
     listed = set(df["VolumeName"])
     problems += [Problem(rel_path(p, root), f"no row in {rel} (spacing and rescale unknown); volume skipped",
                          sample=name) for name, p in volumes.items() if name not in listed]
@@ -455,6 +468,9 @@ def _read_stored(path: Path, rel: str) -> tuple[np.ndarray, np.ndarray]:
     except Exception as exc:  # nibabel/gzip raise many types for non-NIfTI or damaged headers
         raise FileProblem(rel, f"truncated or not a readable NIfTI file ({type(exc).__name__}: {exc})") from None
     shape = three_d(shape, rel)
+    direction = direction_problem(affine)
+    if direction is not None and direction[0] == "error":
+        raise FileProblem(rel, direction[1])
     try:
         data = np.asanyarray(img.dataobj.get_unscaled()).reshape(shape)
     except Exception as exc:  # EOFError / zlib.error / OSError / ValueError for truncated or corrupt data
@@ -466,15 +482,12 @@ def _read_stored(path: Path, rel: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _affine(header: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
-    """The header's axis directions and origin with the CSV's voxel sizes (an axis without a usable
-    direction keeps its own unit vector)."""
+    """The header's axis directions and origin with the CSV's voxel sizes (the header's direction
+    matrix has passed :func:`~cardiobench.data.nifti.direction_problem`: finite, no zero column)."""
     rot = header[:3, :3]
-    norms = np.linalg.norm(rot, axis=0)
-    usable = np.isfinite(norms) & (norms > 0)
-    directions = np.where(usable, rot / np.where(usable, norms, 1.0), np.eye(3))
     out = np.eye(4)
-    out[:3, :3] = directions * np.asarray(spacing)
-    out[:3, 3] = header[:3, 3] if np.all(np.isfinite(header[:3, 3])) else 0.0
+    out[:3, :3] = rot / np.linalg.norm(rot, axis=0) * np.asarray(spacing)
+    out[:3, 3] = header[:3, 3]
     return out
 
 
@@ -498,8 +511,20 @@ def read_volume(root_or_path: str | os.PathLike, metadata_row: Mapping[str, Any]
     except DataError as exc:
         raise FileProblem(rel, f"metadata: {exc}") from None
     stored, header = _read_stored(path, rel)
+    notes = []
+    for severity, why in geometry_problems(cal.spacing, stored.shape, SPACING_KEYS):
+        if severity == "error":
+            raise FileProblem(rel, f"{why} (spacing from {metadata_file(path.name)})")
+        notes.append(why)
+    direction = direction_problem(header)
+    notes += [direction[1]] if direction is not None else []
     hu = stored.astype(np.float32) * np.float32(cal.slope) + np.float32(cal.intercept)
-    return Volume(hu, _affine(header, cal.spacing), cal.spacing)
+    return Volume(hu, _affine(header, cal.spacing), cal.spacing, notes)
+
+
+def metadata_file(volume_name: str) -> str:
+    """The metadata CSV (relative to the root) that holds a volume's spacing and rescale."""
+    return METADATA["valid" if str(volume_name).startswith("valid_") else "train"]
 
 
 def mask_path(root: str | os.PathLike, volume_name: str) -> Path:
@@ -508,8 +533,9 @@ def mask_path(root: str | os.PathLike, volume_name: str) -> Path:
 
 
 def read_mask(root: str | os.PathLike, volume_name: str, shape: tuple[int, ...] | None = None) -> np.ndarray:
-    """The TotalSegmentator label map of a volume, as stored (integers); FileProblem saying what is
-    missing and how to make it, or when its shape differs from ``shape``."""
+    """The TotalSegmentator label map of a volume as uint8 class ids (whole numbers stored as floats
+    converted exactly); FileProblem saying what is missing and how to make it, when its shape differs
+    from ``shape``, or when a value is not a class id (fractional, negative, over 255)."""
     path = mask_path(root, volume_name)
     rel = rel_path(path, root)
     if not path.is_file():
@@ -517,56 +543,76 @@ def read_mask(root: str | os.PathLike, volume_name: str, shape: tuple[int, ...] 
     data, _ = _read_stored(path, rel)
     if shape is not None and tuple(data.shape) != tuple(shape):
         raise FileProblem(rel, f"shape {tuple(data.shape)} differs from its volume's {tuple(shape)}")
-    return data
+    return as_labels(data, rel, MASK_MAX, "TotalSegmentator class ids, stored as uint8")
 
 
 # ----------------------------------------------------------------------------- verify
 
 
 def _header_shape(path: Path, rel: str) -> tuple[int, ...]:
+    """A volume's shape from its header, whose direction matrix must be usable (no decoding)."""
     import nibabel as nib
 
     try:
-        return tuple(int(s) for s in nib.load(str(path)).shape)[:3]
+        img = nib.load(str(path))
+        shape, affine = tuple(int(s) for s in img.shape)[:3], np.asarray(img.affine, dtype=np.float64)
     except Exception as exc:
         raise FileProblem(rel, f"truncated or not a readable NIfTI file ({type(exc).__name__}: {exc})") from None
+    direction = direction_problem(affine)
+    if direction is not None and direction[0] == "error":
+        raise FileProblem(rel, direction[1])
+    return shape
+
+
+def _volume_problems(row: Mapping[str, Any], decode: bool) -> tuple[tuple[int, ...] | None, list[Problem]]:
+    """(shape or None when refused, problems) of one volume: decoded through :func:`read_volume` (the
+    checks its preprocessing makes, then the HU range) when ``decode``, else its header only."""
+    name = row["sample_id"]
+    try:
+        if not decode:
+            return _header_shape(Path(row["path"]), row["image"]), []
+        vol = read_volume(row["path"], row)
+    except FileProblem as exc:
+        return None, [Problem(row["image"], exc.problem, sample=name)]
+    wrong = hu_problem(vol.data)
+    if wrong:  # e.g. a release whose voxels already hold HU would be shifted twice here
+        return None, [Problem(row["image"], f"{wrong} (CSV slope {row['rescale_slope']:g}, intercept "
+                                            f"{row['rescale_intercept']:g})", sample=name)]
+    return vol.data.shape, [Problem(row["image"], note, severity="warning", sample=name) for note in vol.notes]
 
 
 def _check_sample(root: Path, row: Mapping[str, Any], decode: bool) -> list[Problem]:
-    """The volume (decoded, with an HU plausibility check, when ``decode``) and its mask's shape."""
+    """The volume (see :func:`_volume_problems`) and its mask: decoded (class ids) and of its shape."""
     name = row["sample_id"]
-    try:
-        if decode:
-            vol = read_volume(row["path"], row)
-            shape = vol.data.shape
-            wrong = hu_problem(vol.data)
-            if wrong:  # e.g. a release whose voxels already hold HU would be shifted twice here
-                return [Problem(row["image"], f"{wrong} (CSV slope {row['rescale_slope']:g}, intercept "
-                                              f"{row['rescale_intercept']:g})", sample=name)]
-        else:
-            shape = _header_shape(Path(row["path"]), row["image"])
-    except FileProblem as exc:
-        return [Problem(row["image"], exc.problem, sample=name)]
-    if pd.isna(row["mask"]):  # no mask: reported once by _mask_problems
-        return []
+    shape, problems = _volume_problems(row, decode)
+    if shape is None or pd.isna(row["mask"]):  # no mask: reported once by _mask_problems
+        return problems
     try:
         mask_shape = read_mask(root, name).shape if decode else _header_shape(root / row["mask"], row["mask"])
     except FileProblem as exc:
-        return [Problem(exc.file, exc.problem, sample=name)]
+        return problems + [Problem(exc.file, exc.problem, sample=name)]
     if tuple(mask_shape) != tuple(shape):
-        return [Problem(row["mask"], f"shape {tuple(mask_shape)} differs from its volume's {tuple(shape)}",
-                        sample=name)]
-    return []
+        problems.append(Problem(row["mask"], f"shape {tuple(mask_shape)} differs from its volume's {tuple(shape)}",
+                                sample=name))
+    return problems
 
 
 def _mask_problems(root: Path, samples: pd.DataFrame) -> list[Problem]:
-    """Missing masks, as warnings: only the organ tasks need them."""
+    """Missing masks, as warnings: only the organ tasks need them (with their ``image.masks=true``,
+    ``data cache`` and a run refuse a volume without its mask)."""
     if not len(samples):
         return []
     if not (root / MASKS).is_dir():
         return [Problem(f"{MASKS}/", f"not found: {_MASK_HINT}", severity="warning")]
     return [Problem(f"{MASKS}/{r.sample_id}", f"missing: {_MASK_HINT}", severity="warning", sample=r.sample_id)
             for r in samples.itertuples() if pd.isna(r.mask)]
+
+
+def split_sources(root: str | os.PathLike) -> dict[str, str]:
+    """Where each split's volumes come from: TRAIN from train[_fixed]/, TEST from valid[_fixed]/ (VAL
+    patients are drawn from TRAIN by a run)."""
+    train, test = (f"{(split_folder(root, key) or Path(root) / key).name}/" for key in ("train", "valid"))
+    return {"TRAIN": train, "VAL": f"{train} (VAL patients are drawn from it)", "TEST": test}
 
 
 def verify(root: str | os.PathLike, decode: bool = True, progress: bool = True, workers: int = 2,
@@ -580,7 +626,8 @@ def verify(root: str | os.PathLike, decode: bool = True, progress: bool = True, 
     except DataError as exc:
         return [Problem(str(root), str(exc).split(": ", 1)[-1])]
     root = Path(root)
-    problems += _mask_problems(root, samples)
+    sources = {k: v for k, v in split_sources(root).items() if k != "VAL"}  # VAL is drawn by a run
+    problems += _mask_problems(root, samples) + split_problems(list(samples.split), sources, "volumes", problems)
     rows = samples.to_dict("records")
     with ThreadPoolExecutor(max(1, workers)) as pool:
         found = list(tqdm(pool.map(lambda r: _check_sample(root, r, decode), rows), total=len(rows),

@@ -14,6 +14,7 @@ columns. Anything skipped is reported as a :class:`~cardiobench.data.problems.Pr
 """
 from __future__ import annotations
 
+import csv
 import math
 import os
 import sys
@@ -23,12 +24,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib.path import Path as MplPath
 from tqdm.auto import tqdm
 
 from ..errors import DataError
 from . import module_format
-from .problems import Problem
+from .problems import Problem, split_problems
+from .textfile import duplicated, read_text, text_stream
 from .twins import echo_phantom, map_jobs, twin_folder
 from .video import read_avi, write_avi
 
@@ -40,6 +41,15 @@ FILELIST_COLUMNS = ["FileName", "EF", "ESV", "EDV", "FrameHeight", "FrameWidth",
 REQUIRED_COLUMNS = ["FileName", "EF", "Split"]
 TRACING_HEADER = ["FileName", "X1", "Y1", "X2", "Y2", "Frame"]
 SPLITS = ("TRAIN", "VAL", "TEST")
+# Plausible ranges (inclusive): outside them a row is kept with a warning naming the key. An EF under 5 %
+# is a heart that barely ejects and one over 95 % a ventricle that empties completely (a typo or a swapped
+# column is likelier); echo is recorded at tens of frames per second, not 0 or thousands.
+EF_PLAUSIBLE = (5.0, 95.0)
+FPS_PLAUSIBLE = (10.0, 300.0)
+EF_VOLUME_TOLERANCE = 1.0  # EF points between the EF column and 100 (EDV - ESV) / EDV
+# Optional columns a task reads: a row whose value is not a positive number would crash or mislead it
+# (beats timed by FPS, tracings scaled by the frame size), so such a row is skipped.
+POSITIVE_COLUMNS = {"FPS": "frames per second", "FrameHeight": "pixels", "FrameWidth": "pixels"}
 TWIN_VERSION = 2  # bump when the phantom changes: it is part of the twin's cache key (2: portable math, same bytes on every CPU)
 
 
@@ -81,11 +91,71 @@ def normalize_id(name: str) -> str:
     return name[:-4] if name.lower().endswith(".avi") else name
 
 
+def _read_filelist(flist: Path) -> pd.DataFrame:
+    """FileList.csv as a table; DataError naming the file when it cannot be decoded or parsed, or its
+    header repeats a column (which of the two holds the label would be a guess)."""
+    text = read_text(flist)
+    header = [c.strip() for c in next(csv.reader(text.splitlines()[:1]), [])]
+    twice = duplicated(header)
+    if twice:
+        raise DataError(f"{flist}: column(s) {', '.join(twice)} appear more than once in the header; which one "
+                        "holds the value is ambiguous")
+    try:
+        return pd.read_csv(text_stream(flist))
+    except Exception as exc:  # pandas raises many types for malformed CSV
+        raise DataError(f"{flist}: cannot be parsed as CSV ({str(exc).splitlines()[0] if str(exc) else exc})") from None
+
+
+def _number(value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _row_errors(row: dict) -> list[str]:
+    """Why one FileList row cannot be used (empty: it can)."""
+    out = []
+    ef = _number(row["EF"])
+    if not (math.isfinite(ef) and 0 <= ef <= 100):
+        out.append(f"EF is {row['EF']!r}, not a number in [0, 100]")
+    if row["Split"] not in SPLITS:
+        out.append(f"Split {row['Split']!r} is not one of {', '.join(SPLITS)}")
+    for column, unit in POSITIVE_COLUMNS.items():
+        if column in row:
+            v = _number(row[column])
+            if not (math.isfinite(v) and v > 0):
+                out.append(f"{column} is {row[column]!r}, not a positive number ({unit})")
+    return out
+
+
+def _row_warnings(row: dict) -> list[str]:
+    """What is implausible but usable in one FileList row: EF near 0 or 100, an odd frame rate, ESV and
+    EDV that contradict each other or the EF column."""
+    out = []
+    ef = _number(row["EF"])
+    if not EF_PLAUSIBLE[0] <= ef <= EF_PLAUSIBLE[1]:
+        out.append(f"EF {ef:g} % is outside the plausible {EF_PLAUSIBLE[0]:g}-{EF_PLAUSIBLE[1]:g} %")
+    fps = _number(row.get("FPS"))
+    if math.isfinite(fps) and fps > 0 and not FPS_PLAUSIBLE[0] <= fps <= FPS_PLAUSIBLE[1]:
+        out.append(f"FPS {fps:g} is outside the plausible {FPS_PLAUSIBLE[0]:g}-{FPS_PLAUSIBLE[1]:g} frames per "
+                   "second for echo (beats are timed with it)")
+    esv, edv = _number(row.get("ESV")), _number(row.get("EDV"))
+    if math.isfinite(esv) and math.isfinite(edv):
+        if esv > edv:
+            out.append(f"ESV {esv:g} is larger than EDV {edv:g} (swapped?)")
+        elif edv > 0 and math.isfinite(ef) and abs(100 * (edv - esv) / edv - ef) > EF_VOLUME_TOLERANCE:
+            out.append(f"EF {ef:g} disagrees with ESV {esv:g} and EDV {edv:g}, which give "
+                       f"{100 * (edv - esv) / edv:.1f} %")
+    return out
+
+
 def read(root: str | os.PathLike, tracings: bool = True) -> EchoNetDynamic:
     """Parse FileList.csv (and VolumeTracings.csv) under ``root`` without decoding videos.
 
     Raises :class:`DataError` when the folder or FileList.csv is unusable; per-sample problems
-    (bad EF, unknown split, missing video, duplicate name) exclude that sample and are reported.
+    (bad EF, FPS or frame size, unknown split, missing video, duplicate name) exclude that sample and
+    are reported; implausible but usable values (EF 0, ESV > EDV, FPS 5000) are warnings.
     """
     root = Path(root)
     flist = root / FILELIST
@@ -93,10 +163,7 @@ def read(root: str | os.PathLike, tracings: bool = True) -> EchoNetDynamic:
         raise DataError(f"{root}: data folder not found")
     if not flist.is_file():
         raise DataError(f"{flist}: not found (an EchoNet-Dynamic folder holds FileList.csv, VolumeTracings.csv, Videos/)")
-    try:
-        df = pd.read_csv(flist)
-    except Exception as exc:  # pandas raises many types for malformed CSV
-        raise DataError(f"{flist}: cannot be parsed as CSV ({exc})") from None
+    df = _read_filelist(flist)
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
         raise DataError(f"{flist}: missing column(s) {', '.join(missing)}; found {', '.join(map(str, df.columns))}")
@@ -105,23 +172,27 @@ def read(root: str | os.PathLike, tracings: bool = True) -> EchoNetDynamic:
     df = df.copy()
     df["FileName"] = df["FileName"].map(normalize_id)
     df["Split"] = df["Split"].astype(str).str.strip().str.upper()
+    raw = df.to_dict("records")  # the values as written, for the messages
     df["EF"] = pd.to_numeric(df["EF"], errors="coerce")
+    for column in ("ESV", "EDV", "NumberOfFrames", *POSITIVE_COLUMNS):
+        if column in df.columns:
+            df[column] = pd.to_numeric(df[column], errors="coerce")
     df["path"] = [str(root / VIDEOS / f"{n}.avi") for n in df.FileName]
     keep = np.ones(len(df), dtype=bool)
     seen: set[str] = set()
-    for i, row in enumerate(df.itertuples(index=False)):
+    for i, (row, written) in enumerate(zip(df.itertuples(index=False), raw)):
         where = f"{flist} row {i + 2}"  # +1 header, +1 one-based
         if row.FileName in seen:
             problems.append(Problem(where, f"duplicate FileName {row.FileName}; later row skipped", sample=row.FileName))
             keep[i] = False
             continue
         seen.add(row.FileName)
-        if not (math.isfinite(row.EF) and 0 <= row.EF <= 100):
-            problems.append(Problem(where, f"EF is {row.EF!r}, not a number in [0, 100]; {row.FileName} skipped", sample=row.FileName))
+        for why in _row_errors(written):
+            problems.append(Problem(where, f"{why}; {row.FileName} skipped", sample=row.FileName))
             keep[i] = False
-        if row.Split not in SPLITS:
-            problems.append(Problem(where, f"Split {row.Split!r} is not one of {', '.join(SPLITS)}; {row.FileName} skipped", sample=row.FileName))
-            keep[i] = False
+        if keep[i]:
+            problems += [Problem(where, f"{why}; {row.FileName} kept", severity="warning", sample=row.FileName)
+                         for why in _row_warnings(written)]
         if not Path(row.path).is_file():
             problems.append(Problem(row.path, f"video listed in {FILELIST} is missing; {row.FileName} skipped", sample=row.FileName))
             keep[i] = False
@@ -170,12 +241,15 @@ def read_tracings(path: Path, listed: set[str] | None = None) -> tuple[dict[str,
     """Parse VolumeTracings.csv: per video, its traced frames in file order."""
     if not path.is_file():
         return {}, [Problem(str(path), "not found; no tracings available", severity="warning")]
-    with open(path, newline="") as fh:
-        header = fh.readline().strip().lstrip("\ufeff")
+    try:
+        text = read_text(path)
+    except DataError as exc:
+        return {}, [Problem(str(path), f"{str(exc).split(': ', 1)[-1]}; tracings not used")]
+    header = text.splitlines()[0] if text else ""
     cols = [c.strip() for c in header.split(",")]
     if cols != TRACING_HEADER:
         return {}, [Problem(str(path), f"header is {header!r}, expected {','.join(TRACING_HEADER)!r}; tracings not used")]
-    df = pd.read_csv(path)
+    df = pd.read_csv(text_stream(path), skip_blank_lines=True)
     problems: list[Problem] = []
     for c in TRACING_HEADER[1:]:
         df[c] = pd.to_numeric(df[c], errors="coerce")
@@ -211,6 +285,8 @@ def trace_mask(tracing: Tracing, height: int, width: int, size: int) -> tuple[np
     how many vertices lie off the frame, so callers can report tracings drawn outside the image
     (the mask itself is clipped to the image).
     """
+    from matplotlib.path import Path as MplPath  # here, not at import: `data verify` starts faster without it
+
     poly = tracing.polygon()
     # Pixel centres sit at integer coordinates in both grids, hence the half-pixel shifts.
     scaled = np.column_stack([(poly[:, 0] + 0.5) * size / width - 0.5, (poly[:, 1] + 0.5) * size / height - 0.5])
@@ -226,30 +302,71 @@ def ed_es(tracings: list[Tracing]) -> tuple[Tracing, Tracing]:
     return (a, b) if a.volume() >= b.volume() else (b, a)
 
 
+def split_sources(root: str | os.PathLike) -> dict[str, str]:
+    """Where each split's rows come from (relative to ``root``): the Split column of FileList.csv."""
+    return {k: f"{FILELIST} (column Split)" for k in SPLITS}
+
+
+def _frame_size_problems(row, video: np.ndarray) -> list[Problem]:
+    """FrameHeight/FrameWidth against the decoded frames: tracings are scaled by the columns, so a
+    mismatch misplaces the traced outline."""
+    out = []
+    for column, actual in (("FrameHeight", video.shape[1]), ("FrameWidth", video.shape[2])):
+        declared = getattr(row, column, None)
+        if declared is not None and not pd.isna(declared) and int(declared) != actual:
+            out.append(Problem(row.path, f"{FILELIST} says {column} {int(declared)}, the video's frames are "
+                                         f"{actual} px (tracings are scaled by {column})", severity="warning",
+                               sample=row.FileName))
+    return out
+
+
+def _tracing_problems(row, video: np.ndarray, tracings: list[Tracing]) -> list[Problem]:
+    """Traced frames beyond the video (errors) and outline points off the frame (warnings: clipped)."""
+    out = []
+    h, w = video.shape[1:3]
+    for t in tracings:
+        if not 0 <= t.frame < len(video):
+            out.append(Problem(row.path, f"traced frame {t.frame} is beyond the video's {len(video)} frames",
+                               sample=row.FileName))
+            continue
+        poly = np.vstack([t.axis.reshape(2, 2), t.polygon()])
+        off = int(((poly[:, 0] < -0.5) | (poly[:, 0] > w - 0.5) | (poly[:, 1] < -0.5) | (poly[:, 1] > h - 0.5)).sum())
+        if off:
+            out.append(Problem(f"{row.path}", f"{off} traced point(s) of frame {t.frame} in {TRACINGS} lie off the "
+                                              f"{w}x{h} frame (negative or too large); the outline is clipped",
+                               severity="warning", sample=row.FileName))
+    return out
+
+
+def _check_video(row, tracings: list[Tracing]) -> list[Problem]:
+    """Decode one video and compare it with its FileList row and tracings."""
+    try:
+        video = read_avi(row.path)
+    except DataError as exc:
+        path, _, msg = str(exc).partition(": ")
+        return [Problem(path, msg, sample=row.FileName)]
+    out = []
+    n_decl = getattr(row, "NumberOfFrames", None)
+    if n_decl is not None and not pd.isna(n_decl) and int(n_decl) != len(video):
+        out.append(Problem(row.path, f"decoded {len(video)} frames, {FILELIST} says {int(n_decl)}", severity="warning", sample=row.FileName))
+    if int(video.min()) == int(video.max()):
+        out.append(Problem(row.path, f"every pixel of every frame is {int(video.min())} (a blank video)",
+                           severity="warning", sample=row.FileName))
+    return out + _frame_size_problems(row, video) + _tracing_problems(row, video, tracings)
+
+
 def verify(root: str | os.PathLike, decode: bool = True, progress: bool = True, workers: int = 2) -> list[Problem]:
-    """Check every file once: FileList rows, tracings, and (``decode``) every video's frames."""
+    """Check every file once: FileList rows, tracings, every split present, and (``decode``) every video's
+    frames against its row and tracings."""
     ds = read(root)
-    problems = list(ds.problems)
+    problems = list(ds.problems) + split_problems(list(ds.samples.Split),
+                                                  {k: f"{Path(root) / v}" for k, v in split_sources(root).items()},
+                                                  "videos", ds.problems)
     if decode and len(ds.samples):
         rows = list(ds.samples.itertuples(index=False))
-
-        def check(row) -> list[Problem]:
-            try:
-                video = read_avi(row.path)
-            except DataError as exc:
-                path, _, msg = str(exc).partition(": ")
-                return [Problem(path, msg, sample=row.FileName)]
-            out = []
-            n_decl = getattr(row, "NumberOfFrames", None)
-            if n_decl is not None and not pd.isna(n_decl) and int(n_decl) != len(video):
-                out.append(Problem(row.path, f"decoded {len(video)} frames, {FILELIST} says {int(n_decl)}", severity="warning", sample=row.FileName))
-            for t in ds.tracings.get(row.FileName, []):
-                if not 0 <= t.frame < len(video):
-                    out.append(Problem(row.path, f"traced frame {t.frame} is beyond the video's {len(video)} frames", sample=row.FileName))
-            return out
-
         with ThreadPoolExecutor(workers) as pool:
-            for found in tqdm(pool.map(check, rows), total=len(rows), desc="verify videos", disable=not progress, unit="video"):
+            checks = pool.map(lambda row: _check_video(row, ds.tracings.get(row.FileName, [])), rows)
+            for found in tqdm(checks, total=len(rows), desc="verify videos", disable=not progress, unit="video"):
                 problems.extend(found)
     return problems
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gzip
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +47,43 @@ class Volume:
     data: np.ndarray
     affine: np.ndarray
     zooms: tuple[float, float, float]
+    notes: list[str] = field(default_factory=list)  # implausible but usable: verify prints them as warnings
+
+
+# |det| of the unit direction columns: 1 for orthogonal axes, sin(angle) for two axes at ``angle`` with
+# the third square to both. Below SINGULAR_DET the grid has collapsed (two axes within 30 degrees of each
+# other, or all three in a plane): no orientation can be read from it, and MONAI's Orientation fails on the
+# singular ones. Axes off square by more than SHEAR_TOLERANCE (the cosine between two of them) are a
+# sheared grid, e.g. a gantry-tilted CT (up to about 30 degrees, |det| 0.87): resampled through the affine
+# as stored, with a warning.
+SINGULAR_DET = 0.5
+SHEAR_TOLERANCE = 1e-3
+
+
+def direction_problem(affine: np.ndarray) -> tuple[str, str] | None:
+    """("error" | "warning", why) when the affine's direction block is unusable or sheared; None when the
+    voxel axes are orthogonal. Checks finiteness, a zero (direction-less) column, collapse and shear."""
+    affine = np.asarray(affine, dtype=np.float64)
+    if affine.shape != (4, 4) or not np.all(np.isfinite(affine)):
+        return "error", "affine has non-finite values (NaN or infinite: broken header)"
+    rot = affine[:3, :3]
+    norms = np.linalg.norm(rot, axis=0)
+    zero = [k for k in range(3) if norms[k] <= 1e-9]
+    if zero:
+        return "error", (f"affine column {zero[0]} is zero: voxel axis {zero[0]} has no direction (degenerate "
+                         "direction matrix)")
+    unit = rot / norms
+    det = abs(float(np.linalg.det(unit)))
+    if det < SINGULAR_DET:
+        return "error", (f"affine direction matrix is singular or nearly so (|det| {det:.3g} of the unit axes, "
+                         f"orthogonal axes give 1): the voxel axes are not independent directions")
+    gram = unit.T @ unit
+    skew = float(np.max(np.abs(gram - np.eye(3))))
+    if skew > SHEAR_TOLERANCE:
+        angle = float(np.degrees(np.arcsin(min(1.0, skew))))
+        return "warning", (f"affine axes are not orthogonal (sheared by up to {angle:.1f} degrees, e.g. a gantry "
+                           "tilt): resampled through the affine as stored")
+    return None
 
 
 def _raw_header(path: Path):
@@ -95,10 +132,12 @@ def load(path: str | os.PathLike, root=None, header_only: bool = False, integer:
     except Exception as exc:  # nibabel/gzip raise many types for non-NIfTI or damaged headers
         raise FileProblem(rel, f"not a readable NIfTI file ({type(exc).__name__}: {exc})") from None
     shape = three_d(shape, rel)
-    if not np.all(np.isfinite(affine)):
-        raise FileProblem(rel, "affine has non-finite values (broken header)")
+    direction = direction_problem(affine)
+    if direction is not None and direction[0] == "error":
+        raise FileProblem(rel, direction[1])
+    notes = [direction[1]] if direction is not None else []
     if header_only:
-        return Volume(np.empty(0), affine, zooms)  # type: ignore[arg-type]
+        return Volume(np.empty(0), affine, zooms, notes)  # type: ignore[arg-type]
     try:
         data = np.asanyarray(img.dataobj)
     except Exception as exc:  # EOFError / zlib.error / OSError / ValueError for truncated or corrupt data
@@ -113,7 +152,28 @@ def load(path: str | os.PathLike, root=None, header_only: bool = False, integer:
             raise FileProblem(rel, "contains infinite voxel values")
     if not integer:
         data = data.astype(np.float32, copy=False)
-    return Volume(data, affine, zooms)  # type: ignore[arg-type]
+    return Volume(data, affine, zooms, notes)  # type: ignore[arg-type]
+
+
+def _shown(values: np.ndarray, limit: int = 8) -> str:
+    return ", ".join(f"{v:g}" for v in values[:limit].tolist()) + (" ..." if len(values) > limit else "")
+
+
+def as_labels(data: np.ndarray, rel: str, high: int, meaning: str) -> np.ndarray:
+    """A label map's voxels as uint8, converted exactly: whole numbers stored as floats (0.0, 1.0, ...)
+    are labels like any others. FileProblem naming the file and example values when a value is not a
+    whole number (an interpolated or probability map) or lies outside 0..``high`` (``meaning`` says
+    what the labels are)."""
+    values = np.unique(data)
+    if data.dtype.kind == "f":
+        fractional = values[values != np.round(values)]
+        if fractional.size:
+            raise FileProblem(rel, f"non-integral label value(s) {_shown(fractional)} (e.g. {fractional[0]:g}): a "
+                                   "label map holds whole numbers (an interpolated or probability map?)")
+    outside = values[(values < 0) | (values > high)]
+    if outside.size:
+        raise FileProblem(rel, f"label value(s) {_shown(outside)} outside 0-{high} ({meaning})")
+    return data.astype(np.uint8)
 
 
 def write(path: Path, data: np.ndarray, affine: np.ndarray, zooms: tuple[float, ...],

@@ -23,10 +23,10 @@ from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
 from ..data import acdc, source as data_source
+from ..data.problems import require_splits
 from ..data.slices import SliceDataset
 from ..data.source import DataSource, report_problems
 from ..distributed import map_shards
-from ..errors import DataError
 from ..io import atomic_path, write_text
 from ..runs import Run
 from .acdc_scoring import CLEAN, ROW_COLUMNS, STRUCTURES, clinical_indices, score_rows
@@ -89,10 +89,7 @@ class ACDCSeg(Task):
         ok = np.array([a is not None for a in arrays], dtype=bool)
         samples, arrays = samples[ok].reset_index(drop=True), [a for a in arrays if a is not None]
         write_text(run.path / "split.csv", samples[["sample_id", "patient_id", "group", "split"]].to_csv(index=False))
-        by = {k: np.flatnonzero(samples.split.to_numpy() == k) for k in ("TRAIN", "VAL", "TEST")}
-        for k, v in by.items():
-            if len(v) == 0:
-                raise DataError(f"{source.root}: no usable {k} volumes after validation")
+        by = require_splits(list(samples.split), acdc.split_sources(source.root), "volumes", source.root)
         spacing = [self._slice_spacing(a) for a in arrays]
         train = SliceDataset([arrays[i] for i in by["TRAIN"]], [spacing[i] for i in by["TRAIN"]], augment=True,
                              artifact_p=float(cfg.augment.artifact_p), seed=int(cfg.seed),

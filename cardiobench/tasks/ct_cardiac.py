@@ -22,10 +22,11 @@ from torch.utils.data import Subset
 from tqdm.auto import tqdm
 
 from ..data import ct_echo, source as data_source
+from ..data.problems import require_splits
 from ..data.source import DataSource, report_problems
 from ..data.volumes import VolumeDataset, volume_augmentation
 from ..distributed import map_shards
-from ..errors import CardiobenchError, DataError
+from ..errors import CardiobenchError
 from ..io import write_text
 from ..runs import Run
 from . import ct_latents
@@ -82,10 +83,7 @@ class CTCardiac(Task):
         ok = np.array([a is not None for a in arrays], dtype=bool)
         samples, arrays = samples[ok].reset_index(drop=True), [a for a in arrays if a is not None]
         write_text(run.path / "split.csv", samples[["sample_id", "patient_id", "split", "line"]].to_csv(index=False))
-        by = {k: np.flatnonzero(samples.split.to_numpy() == k) for k in ("TRAIN", "VAL", "TEST")}
-        for k, v in by.items():
-            if len(v) == 0:
-                raise DataError(f"{source.root}: no usable {k} volumes after validation")
+        by = require_splits(list(samples.split), ct_echo.split_sources(source.root), "volumes", source.root)
         lvef = samples.lvef.to_numpy(float)
         mean, sd = float(lvef[by["TRAIN"]].mean()), float(lvef[by["TRAIN"]].std() or 1.0)
         z = (lvef - mean) / sd

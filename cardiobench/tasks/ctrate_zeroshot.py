@@ -25,9 +25,9 @@ from tqdm.auto import tqdm
 from ..contrastive import OrganContrastiveLoss
 from ..data import ct_rate, organ_text, organs, source as data_source
 from ..data.source import DataSource, report_problems
-from ..data.problems import Problem
+from ..data.problems import Problem, require_splits
 from ..distributed import map_shards
-from ..errors import CardiobenchError, DataError
+from ..errors import CardiobenchError
 from ..io import atomic_path, write_text
 from ..models.organ_amounts import check_views, organ_profile, thresholds
 from ..models.text_encoder import text_tokenizer
@@ -98,10 +98,7 @@ class CTRateZeroShot(Task):
         report_problems(run.path, [*problems, *load_problems])
         ok = np.array([a is not None for a in arrays], dtype=bool)
         samples, arrays = samples[ok].reset_index(drop=True), [a for a in arrays if a is not None]
-        by = {k: np.flatnonzero(samples.split.to_numpy() == k) for k in ("TRAIN", "VAL", "TEST")}
-        for k, v in by.items():
-            if len(v) == 0:
-                raise DataError(f"{source.root}: no usable {k} volumes after validation")
+        by = require_splits(list(samples.split), ct_rate.split_sources(source.root), "volumes", source.root)
         write_text(run.path / "split.csv", samples[["sample_id", "patient_id", "scan_id", "split"]].to_csv(index=False))
 
         decomposed = None

@@ -8,9 +8,8 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from ..data import echonet_dynamic, source as data_source
-from ..data.problems import Problem
+from ..data.problems import Problem, require_splits
 from ..data.source import DataSource
-from ..errors import DataError
 
 
 def load_echo(cfg: DictConfig, source: DataSource, size: int) -> tuple[echonet_dynamic.EchoNetDynamic, pd.DataFrame,
@@ -25,10 +24,6 @@ def load_echo(cfg: DictConfig, source: DataSource, size: int) -> tuple[echonet_d
 
 
 def split_indices(samples: pd.DataFrame, root: Path, what: str = "videos") -> dict[str, np.ndarray]:
-    """Row indices of TRAIN, VAL and TEST; DataError when a split has no usable sample."""
-    split = samples.Split.to_numpy()
-    idx = {k: np.flatnonzero(split == k) for k in echonet_dynamic.SPLITS}
-    for k, v in idx.items():
-        if len(v) == 0:
-            raise DataError(f"{root}: no usable {k} {what} after validation")
-    return idx
+    """Row indices of TRAIN, VAL and TEST; DataError naming the empty split and FileList.csv when a
+    split has no usable sample."""
+    return require_splits(list(samples.Split), echonet_dynamic.split_sources(root), what, root)
