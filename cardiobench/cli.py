@@ -179,6 +179,19 @@ def first_job(overrides: list[str]) -> list[str]:
     return out
 
 
+def _check_data_root(overrides: list[str]) -> None:
+    """Refuse a ``data.root=`` that is not a folder before the run imports torch (seconds), with the
+    message the run itself would give; interpolated, quoted or escaped values are left to the run."""
+    for o in overrides:
+        key, _, value = o.partition("=")
+        value = value.strip()
+        plain = value and value != "null" and not value.startswith(("${", "'", '"')) and "\\" not in value
+        if key.lstrip("+") == "data.root" and plain:
+            root = Path(value).expanduser()
+            if not root.is_dir():
+                raise CardiobenchError(f"{root}: data.root is not a folder")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .config import load_baseline, load_task
 
@@ -200,6 +213,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         overrides = ["--cfg", args.cfg, *first_job(overrides)]
     elif args.multirun:
         overrides.insert(0, "--multirun")
+    elif not args.run_dir and not any(o.startswith("resume=") for o in args.overrides):
+        _check_data_root(args.overrides)  # a placed or resumed run checks its folder first, in the app
     from .app import hydra_entry
 
     hydra_entry(overrides)
@@ -349,7 +364,9 @@ def cmd_data_cache(args: argparse.Namespace, fmt) -> int:
     print(f"{cache.folder}: {done} sample(s) preprocessed in {dt:.1f} s ({done / max(dt, 1e-9):.1f}/s), "
           f"{len(samples) - done - len(problems)} already cached, {len(problems)} failed; "
           f"{cache_size_bytes(cache.folder) / 2**20:.0f} MiB")
-    return 1 if problems else 0
+    # the same verdict as `data verify`: a sample the index refused is as missing from the cache as one
+    # that failed to decode
+    return 1 if problems or any(p.severity == "error" for p in index_problems) else 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -388,6 +405,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except CardiobenchError as exc:
         print(f"cardiobench: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a folder that cannot be made or written (a file in the way, no permission, disk full)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"cardiobench: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("cardiobench: interrupted", file=sys.stderr)
