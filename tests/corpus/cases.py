@@ -303,7 +303,7 @@ def _acdc_cases() -> list[Case]:
             Case("info_unknown_group", A, info_bad_group, "accepted", "is not one of ACDC's"),
             Case("missing_label_map", A, missing_gt, "refused", "frame01"),
             Case("label_map_affine_mismatch", A, gt_affine, "refused", "_gt.nii.gz"),
-            Case("label_map_not_integer", A, gt_float_labels, "refused", "_gt.nii.gz"),
+            Case("label_map_not_integer", A, gt_float_labels, "refused", "_gt.nii.gz: non-integral label value(s) 0.5"),
             Case("label_out_of_range", A, gt_label_out_of_range, "refused", "_gt.nii.gz"),
             Case("predicted_masks_ok", A, masks_ok, "accepted", "run folder"),
             Case("predicted_masks_missing_case", A, masks_missing_case, "refused", "_ES.nii.gz"),
