@@ -2,7 +2,7 @@
 
 Calcium-voxel counts of every twin volume's input and of its reconstruction, each turned into a
 cross-validated AS AUROC (5-fold logistic regression over all volumes). Not a pytest benchmark: the
-probe behind a README number. Run it with the cache the run used::
+probe behind a number in docs/results/ct_cardiac.md. Run it with the cache the run used::
 
     CARDIOBENCH_CACHE=... python benchmarks/ct_autoencoder_probe.py RUN_DIR TWIN_ROOT
 """

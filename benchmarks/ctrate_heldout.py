@@ -3,7 +3,7 @@
 Zero-shot AUROCs of the run's last checkpoint on its own TEST and on every volume of a held-out twin (another
 seed, default 400 volumes, so about 10x the TEST patients), both prompt families, and a linear probe
 (logistic regression on the TRAIN embeddings of the label's organ) as the ceiling of what the embedding
-holds. Not a pytest benchmark: the probe behind the README's held-out numbers. Run it with the cache the
+holds. Not a pytest benchmark: the probe behind the held-out numbers in docs/results/ctrate_zeroshot.md. Run it with the cache the
 run used::
 
     python benchmarks/ctrate_heldout.py RUN_DIR [--n 400] [--seed 1]

@@ -46,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--run-dir", help="put the run folder exactly here")
     r.add_argument("--multirun", "-m", action="store_true",
                    help="Hydra multirun over comma-separated values (seed=0,1,2); hydra/launcher=joblib runs the jobs "
-                        "as parallel processes, hydra/launcher=submitit_slurm on SLURM (README: Scaling out)")
+                        "as parallel processes, hydra/launcher=submitit_slurm on SLURM (docs/scaling-out.md)")
     r.add_argument("--cfg", choices=["job", "hydra", "all"],
                    help="print the composed config (job: the run's; hydra: Hydra's, launcher included) and exit "
                         "without running")
@@ -60,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
                                    "save it as a run folder that joins the leaderboard. Trailing key=value "
                                    "arguments pick the data (default: the smoke twin), e.g. data.root=/data/EchoNet.",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
-                       epilog="predictions file formats: see README.md, section 'Scoring your own predictions'")
+                       epilog="predictions file formats: see docs/external-predictions.md")
     e.add_argument("run_dir", nargs="?", help="a run folder")
     e.add_argument("--task", help="task of the external predictions")
     e.add_argument("--predictions", help="CSV with one row per test sample (sample_id + the task's prediction columns)")

@@ -1,6 +1,6 @@
 """Format ``ct_echo``: chest CT volumes with labels from the paired echocardiogram (LVEF) and aortic stenosis.
 
-No public release pairs chest CT with echo, so this layout is ours (documented in README)::
+No public release pairs chest CT with echo, so this layout is ours (documented in docs/tasks/ct_cardiac.md)::
 
     <root>/labels.csv      patient_id, image, lvef, aortic_stenosis, split[, sex, agatston]
     <root>/images/*.nii.gz  (or .nii) chest CT in Hounsfield units, any affine/orientation
