@@ -10,7 +10,7 @@ from torchvision.models._utils import IntermediateLayerGetter
 from torchvision.models.segmentation import deeplabv3_resnet50
 from torchvision.models.segmentation.deeplabv3 import DeepLabHead, DeepLabV3
 
-from . import register
+from .registry import register
 from .weights import load_local
 
 

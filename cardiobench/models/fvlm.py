@@ -46,7 +46,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import CardiobenchError
-from . import register
+from .registry import register
 from .text_encoder import TextEncoder, bert_text_encoder
 from .organ_amounts import OrganAmounts, profile_channels
 from .vit_stem import StemViT, conv_stem, stem_grid, stem_strides

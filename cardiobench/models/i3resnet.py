@@ -27,7 +27,7 @@ from torchvision import models as tvm
 from torchvision.models import resnet as tvr
 
 from ..errors import CardiobenchError
-from . import register
+from .registry import register
 from .inflate import MERLIN_TIME_STRIDES, InflatedResNet, inflate_resnet
 from .weights import LoadReport, load_local, load_state
 from .weights_file import read_weights

@@ -28,7 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import CardiobenchError
-from . import register
+from .registry import register
 from .weights import load_local
 
 

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from ..errors import CardiobenchError
 from ..io import staging_dir
-from . import register
+from .registry import register
 
 log = logging.getLogger("cardiobench")
 

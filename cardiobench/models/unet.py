@@ -9,7 +9,7 @@ from typing import Sequence
 
 import torch.nn as nn
 
-from . import register
+from .registry import register
 from .weights import load_local
 
 

@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 from torchvision.models.video import resnet as tvr
 
-from . import register
+from .registry import register
 from .weights import load_local
 
 _SPECS = {
