@@ -9,7 +9,7 @@ the spec alone, so those steps need no task code and no torch. A spec says
 * the targets, each with its kind, prediction column and the range its predictions can take
   (``range: [0, 100]`` for a percentage, ``[0, 1]`` for a probability, ``[0, null]`` one-sided):
   evaluate warns about predictions outside it;
-* the metrics: each a function from the metric registry (:mod:`cardiobench.evaluation.metrics`)
+* the metrics: each a function from the metric registry (:mod:`cardiobench.evaluation.registry`)
   with its arguments, direction, the paired test used to compare two runs, and a written definition;
 * the main score, the figures (by kind), the external-predictions schema, run artifacts, the
   check tolerance and the reference baseline;

@@ -9,7 +9,7 @@ import pandas as pd
 from sklearn.metrics import average_precision_score
 
 from .. import stats
-from .metrics import Context, _col, _comparison, _entry, register_metric
+from .registry import Context, _col, _comparison, _entry, register_metric
 
 
 def _binary(rows: pd.DataFrame, args: dict) -> tuple[np.ndarray, np.ndarray]:

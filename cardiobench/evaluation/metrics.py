@@ -1,94 +1,23 @@
-"""The metric registry: named, documented functions of prediction rows, each with its CI and paired test.
+"""The built-in metrics of regression targets, AUC and pixel counts, and the one place that loads
+every built-in metric module (binary, multilabel, volume), so that :func:`get_metric` sees them all.
 
-A task spec names a metric by its registry name (or ``package.module:function`` for one defined
-out of tree) and gives its arguments (which columns). A metric has ``compute(rows, args, ctx)`` ->
-the ``metrics.json`` entry, and, when two runs can be compared on it, ``compare(a, b, args, ctx,
-alternative)`` -> one row of ``cardiobench compare`` (``diff`` is always a - b). Both resample
-patients (``ctx.groups``) whenever a patient has several rows. numpy/scipy/pandas only.
+The registry itself, :class:`Context` and the helpers metric modules share live in
+:mod:`cardiobench.evaluation.registry` (re-exported here: ``from cardiobench.evaluation.metrics
+import Context, get_metric`` keeps working). numpy/scipy/pandas only.
 """
 from __future__ import annotations
 
-import importlib
-from dataclasses import dataclass, replace
-from typing import Any, Callable, Protocol
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 from scipy import stats as scipy_stats
 
 from .. import stats
-from ..errors import CardiobenchError
 from ..stats.roc import auc_ci, auc_paired_test
-
-
-@dataclass(frozen=True)
-class Context:
-    """How intervals are computed for one evaluation: level, method, resamples, and the patients."""
-
-    level: float = 0.95
-    method: str = "bca"
-    n_resamples: int = 9999
-    label: str = "default"
-    groups: np.ndarray | None = None   # patient of each row, None when every patient has one row
-    samples: str = "samples"           # what a row is, in words
-
-    @property
-    def resampled(self) -> str:
-        return "patients" if self.groups is not None else f"{self.samples} (one per patient)"
-
-    def subset(self, mask: np.ndarray) -> "Context":
-        return replace(self, groups=None if self.groups is None else self.groups[mask])
-
-
-class Metric(Protocol):
-    def compute(self, rows: pd.DataFrame, args: dict, ctx: Context) -> dict | None: ...
-
-
-_REGISTRY: dict[str, Any] = {}
-
-
-def register_metric(name: str) -> Callable:
-    """Class decorator: ``@register_metric("mae")`` on a class with ``compute`` (and ``compare``)."""
-    def deco(cls):
-        _REGISTRY[name] = cls()
-        return cls
-    return deco
-
-
-def get_metric(name: str) -> Any:
-    """A registered metric, or one imported from ``package.module:name`` (out-of-tree tasks)."""
-    if name in _REGISTRY:
-        return _REGISTRY[name]
-    if ":" in name:
-        module, _, attr = name.partition(":")
-        try:
-            obj = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError) as exc:
-            raise CardiobenchError(f"metric {name!r} cannot be imported ({exc})") from None
-        return obj() if isinstance(obj, type) else obj
-    raise CardiobenchError(f"unknown metric function {name!r}; registered: {', '.join(sorted(_REGISTRY))}")
-
-
-def names() -> list[str]:
-    return sorted(_REGISTRY)
-
-
-def _col(rows: pd.DataFrame, name: str) -> np.ndarray:
-    if name not in rows.columns:
-        raise CardiobenchError(f"predictions lack column {name!r}")
-    return rows[name].to_numpy(float)
-
-
-def _entry(r: stats.BootstrapCI, ctx: Context, definition: str = "") -> dict:
-    out = {**r.as_dict(), "resampled": ctx.resampled, "ci_mode": ctx.label}
-    if definition:
-        out["definition"] = definition
-    return out
-
-
-def _comparison(r: stats.PairedDiff, n_resamples: int) -> dict:
-    return dict(a=r.estimate_a, b=r.estimate_b, diff=r.diff, low=r.low, high=r.high, p_value=r.p_value,
-                test=f"paired {r.method} bootstrap ({n_resamples} resamples)")
+from . import binary_metrics, multilabel_metrics, volume_metrics  # noqa: F401  (register the row metrics)
+from .registry import (_REGISTRY, Context, Metric, _col, _comparison, _entry, get_metric, names,  # noqa: F401
+                       register_metric)
 
 
 class _Regression:
@@ -287,4 +216,3 @@ class CountSummary:
         return {args.get("rows", "rows"): len(rows), args.get("zero", "zero"): int(none.sum()),
                 args.get("mean", "mean"): float(n[~none].mean()) if (~none).any() else None,
                 "handling": args.get("handling", "")}
-from . import binary_metrics, multilabel_metrics, volume_metrics  # noqa: E402,F401  (register the row metrics)

@@ -11,7 +11,7 @@ import pandas as pd
 from .. import stats
 from ..errors import CardiobenchError
 from ..stats.metrics import auc
-from .metrics import Context, _col, _comparison, _entry, register_metric
+from .registry import Context, _col, _comparison, _entry, register_metric
 
 MIN_PER_CLASS = 2  # as the per-label `auc` metric: an AUC needs at least 2 cases and 2 controls
 

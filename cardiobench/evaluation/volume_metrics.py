@@ -11,7 +11,7 @@ import pandas as pd
 from scipy import stats as scipy_stats
 
 from .. import stats
-from .metrics import Context, _comparison, _entry, register_metric
+from .registry import Context, _comparison, _entry, register_metric
 
 CLEAN = "clean"
 
