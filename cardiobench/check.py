@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import evaluation
-from .compare import align_predictions, one_variant
+from .alignment import align_predictions, one_variant
 from .config import spec_of
 from .errors import CardiobenchError
 from .io import write_json, write_text

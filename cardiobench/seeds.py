@@ -25,6 +25,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from . import evaluation
+from .alignment import align_predictions
 from .evaluation.metrics import Context, get_metric
 from .spec import TaskSpec
 
@@ -99,8 +100,6 @@ def _patients(rows: pd.DataFrame, spec: TaskSpec) -> tuple[np.ndarray, list[np.n
 
 def _aligned(tables: Sequence[pd.DataFrame], spec: TaskSpec) -> list[pd.DataFrame]:
     """The primary variant's rows of every table, in the first table's row order (refuses other test sets)."""
-    from .compare import align_predictions
-
     first = evaluation.rows_of(tables[0], spec, (evaluation.variants(tables[0], spec) or [None])[0])
     pairs = [align_predictions(first, t, spec, "seed 1", f"seed {i + 2}") for i, t in enumerate(tables[1:])]
     head = pairs[0][0] if pairs else first.reset_index(drop=True)  # align_predictions sorts by the row key

@@ -25,7 +25,8 @@ from markupsafe import Markup
 from omegaconf import OmegaConf
 
 from .. import evaluation, seeds, stats
-from ..compare import align, one_variant
+from ..alignment import one_variant
+from ..compare import align
 from ..config import LEADERBOARDS_DIR, TEMPLATES_DIR, baseline_files, load_baseline, load_task, spec_of, task_files
 from ..errors import CardiobenchError
 from ..io import file_lock, json_default, sweep_temporaries, write_text
