@@ -17,6 +17,7 @@ from . import distributed, tasks
 from .config import CONF_DIR, PROJECT_DIR, register_configs, resolve, spec_of
 from .console import finish_run
 from .data.source import resolve_source
+from .distributed import pick_device
 from .errors import CardiobenchError
 from .evaluation import evaluate
 from .io import sweep_temporaries
@@ -41,12 +42,6 @@ def setup_logging(log_file) -> None:
         fh.setFormatter(fmt)
         root.addHandler(fh)
     root.propagate = False
-
-
-def pick_device(profile: DictConfig) -> str:
-    if profile.device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return profile.device
 
 
 def execute(cfg: DictConfig) -> Run | None:

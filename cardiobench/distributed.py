@@ -68,6 +68,13 @@ def current() -> Group:
     return Group(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), dist.get_backend())
 
 
+def pick_device(profile: Any) -> str:
+    """The profile's ``device``: ``auto`` is ``cuda`` when a GPU is available, else ``cpu``."""
+    if profile.device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return profile.device
+
+
 def device_of(device: str, group: Group) -> str:
     """Each rank's own GPU (``cuda:LOCAL_RANK``) under torchrun; the device as given otherwise."""
     return f"cuda:{group.local_rank}" if group.active and device == "cuda" else device

@@ -25,7 +25,7 @@ from ..data import ct_echo, source as data_source
 from ..data.problems import require_splits
 from ..data.source import DataSource, report_problems
 from ..data.volumes import VolumeDataset, volume_augmentation
-from ..distributed import map_shards
+from ..distributed import map_shards, pick_device
 from ..errors import CardiobenchError
 from ..io import write_text
 from ..runs import Run
@@ -90,8 +90,6 @@ class CTCardiac(Task):
 
         volumes = [a["image"] for a in arrays]
         if cfg.autoencoder is not None:  # ct_medvae_latent: stage 2 trains on the autoencoder's latents
-            from ..app import pick_device
-
             device = pick_device(cfg.profile)
             ae = ct_latents.autoencoder(cfg, run, [volumes[i] for i in by["TRAIN"]], [volumes[i] for i in by["VAL"]],
                                         device)
