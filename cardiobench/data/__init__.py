@@ -13,47 +13,21 @@ include path or the ``cardiobench.formats`` entry points) provides::
     normalize_id(text) -> str              sample ids as users write them -> as the index has them
     companions(path) -> [Path]             optional: the other files a sample is decoded from (its
                                            ground truth...); editing one refreshes the cached sample
+
+A format module builds its object with :func:`module_format` (:mod:`cardiobench.data.format`, which
+also holds the :class:`Format` protocol); it imports that module, never this registry.
 """
 from __future__ import annotations
 
 import importlib
-from types import ModuleType, SimpleNamespace
-from typing import Any, Protocol
+from typing import Any
 
 from ..errors import CardiobenchError
+from .format import FUNCTIONS, Format, module_format  # noqa: F401  (module_format: imported from here too)
 
 BUILTIN = {"echonet_dynamic": "cardiobench.data.echonet_dynamic", "acdc": "cardiobench.data.acdc",
            "ct_echo": "cardiobench.data.ct_echo", "ct_rate": "cardiobench.data.ct_rate"}
 _FORMATS: dict[str, Any] = {}
-
-
-class Format(Protocol):
-    name: str
-    twin_version: int
-    index_files: tuple[str, ...]
-    description: str
-
-    def index(self, root): ...
-    def verify(self, root, decode: bool = True, progress: bool = True, workers: int = 2): ...
-    def preprocess_config(self, size: int) -> dict: ...
-    def preprocess(self, path, config: dict): ...
-    def synthesize(self, out, n: int, seed: int, workers: int = 2, progress: bool = True): ...
-    def normalize_id(self, text: str) -> str: ...
-
-
-FUNCTIONS = ("index", "verify", "preprocess_config", "preprocess", "synthesize", "normalize_id")
-
-
-def module_format(module: ModuleType, description: str, index_files: tuple[str, ...] = (),
-                  extras: tuple[str, ...] = (), **attrs: Any) -> SimpleNamespace:
-    """The format object of a format module: its ``NAME``, ``TWIN_VERSION`` and the :data:`FUNCTIONS`,
-    plus the named ``extras`` (format-specific readers such as ``read_case``) and plain ``attrs``
-    (e.g. ``default_twin_n``, the size ``data synth`` writes when no ``--n`` is given)."""
-    fmt = SimpleNamespace(name=module.NAME, twin_version=module.TWIN_VERSION, index_files=tuple(index_files),
-                          description=description, **attrs)
-    for fn in (*FUNCTIONS, *extras):
-        setattr(fmt, fn, getattr(module, fn))
-    return fmt
 
 
 def register_format(name: str, fmt: Any) -> Any:

@@ -30,7 +30,8 @@ from tqdm.auto import tqdm
 
 from ..cpu_kernels import ipp_off
 from ..errors import DataError
-from . import module_format, nifti
+from . import nifti
+from .format import module_format
 from .nifti import FileProblem as _FileProblem, Volume as _Volume, rel_path as _rel
 from .problems import Problem, split_problems
 from .textfile import read_text

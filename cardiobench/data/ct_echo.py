@@ -28,7 +28,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..errors import DataError
-from . import module_format, nifti
+from . import nifti
+from .format import module_format
 from .nifti import FileProblem
 from .problems import Problem, split_problems
 from .textfile import duplicated, text_stream

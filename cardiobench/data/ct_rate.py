@@ -25,15 +25,19 @@ scl_slope/scl_inter). So the stored voxel values are read unscaled and the CSV's
 intercept applied once; the voxel sizes come from the CSV and only the axis directions and origin
 from the header. Problems name their file relative to the root and, for CSV rows, the line
 (header = line 1) and the VolumeName.
+
+The layout's names, paths and CSV reader live in :mod:`cardiobench.data.ctrate_layout`, reading one
+volume and its mask in :mod:`cardiobench.data.ctrate_volume`, the preprocessing in
+:mod:`cardiobench.data.ctrate_preprocess` and the twin in :mod:`cardiobench.data.ctrate_twin`; this
+module indexes and verifies a release and registers the format (their public names are importable
+from here too).
 """
 from __future__ import annotations
 
-import csv
 import os
 import re
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -42,34 +46,18 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..errors import CardiobenchError, DataError
-from . import ctrate_preprocess, module_format
+from . import ctrate_preprocess, ctrate_twin
 from .ct_echo import geometry_problems, hu_problem
-from .nifti import FileProblem, Volume, as_labels, direction_problem, rel_path, three_d
+from .ctrate_layout import (_MASK_HINT, _VOLUME, LABEL_FILES, LABELS, MASK_IDS, MASK_MAX, MASKS,  # noqa: F401
+                            METADATA, METADATA_COLUMNS, NOT_GIVEN, REPORT_COLUMNS, REPORTS, SPACING_KEYS, SPLITS,
+                            _data_root, _read_csv, _split_key, mask_path, metadata_file, normalize_id,
+                            parse_volume_name, split_folder, volume_path)
+from .ctrate_volume import Calibration, calibration, read_mask, read_volume
+from .format import module_format
+from .nifti import FileProblem, direction_problem, rel_path
 from .problems import Problem, split_problems
-from .textfile import duplicated, text_stream
 
 NAME = "ct_rate"
-SPLITS = {"train": "TRAIN", "valid": "TEST"}
-METADATA = {"train": "metadata/train_metadata.csv", "valid": "metadata/validation_metadata.csv"}
-REPORTS = {"train": "radiology_text_reports/train_reports.csv",
-           "valid": "radiology_text_reports/validation_reports.csv"}
-LABEL_FILES = {"train": "multi_abnormality_labels/train_predicted_labels.csv",
-               "valid": "multi_abnormality_labels/valid_predicted_labels.csv"}
-MASKS = "masks"
-MASK_IDS = ("v2", "v1")
-MASK_MAX = 255  # masks are cached as uint8 class ids (TotalSegmentator v2 goes to 117, v1 to 104)  # TotalSegmentator class-id tables; the tables themselves live in the organ module
-LABELS = ["Medical material", "Arterial wall calcification", "Cardiomegaly", "Pericardial effusion",
-          "Coronary artery wall calcification", "Hiatal hernia", "Lymphadenopathy", "Emphysema", "Atelectasis",
-          "Lung nodule", "Lung opacity", "Pulmonary fibrotic sequela", "Pleural effusion",
-          "Mosaic attenuation pattern", "Peribronchial thickening", "Consolidation", "Bronchiectasis",
-          "Interlobular septal thickening"]
-REPORT_COLUMNS = ["ClinicalInformation_EN", "Technique_EN", "Findings_EN", "Impressions_EN"]
-NOT_GIVEN = "Not given."
-METADATA_COLUMNS = ["VolumeName", "XYSpacing", "ZSpacing", "RescaleSlope", "RescaleIntercept"]
-SPACING_KEYS = ("XYSpacing (x)", "XYSpacing (y)", "ZSpacing")  # where each axis's voxel size is written
-_VOLUME = re.compile(r"^(train|valid)_(\d+)_([a-z]+)_(\d+)\.nii\.gz$")
-_MASK_HINT = ("organ masks are an input: TotalSegmentator label maps named like their volume under masks/; "
-              "segmentation weights cannot be fetched at run time, so make them with TotalSegmentator beforehand")
 
 
 def slug(label: str) -> str:
@@ -83,60 +71,6 @@ COLUMNS = ["sample_id", "patient_id", "scan_id", "split", "folder", "path", "ima
 
 
 # ----------------------------------------------------------------------------- names and folders
-
-
-def normalize_id(text: str) -> str:
-    """A VolumeName as users write it (spaces, quotes, without ``.nii.gz``) -> as the index has it."""
-    name = str(text).strip().strip('"').strip("'")
-    return name if name.endswith(".nii.gz") else f"{name}.nii.gz"
-
-
-def parse_volume_name(name: str) -> dict[str, str] | None:
-    """``split``, ``patient_id``, ``scan_id`` of a VolumeName (None when it is not a CT-RATE name)."""
-    m = _VOLUME.match(name)
-    if m is None:
-        return None
-    split, pid, scan, _ = m.groups()
-    return {"split": split, "patient_id": f"{split}_{pid}", "scan_id": f"{split}_{pid}_{scan}"}
-
-
-def _split_key(split: str) -> str:
-    key = str(split).strip().lower()
-    key = {"validation": "valid", "test": "valid"}.get(key, key)
-    if key not in SPLITS:
-        raise CardiobenchError(f"unknown CT-RATE split {split!r}; choose train or valid")
-    return key
-
-
-def _data_root(root: str | os.PathLike) -> Path:
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"{root}: data folder not found")
-    if not any((root / f).is_dir() for s in SPLITS for f in (f"{s}_fixed", s)):
-        hint = " (the Hugging Face download keeps them under dataset/: pass that folder)" \
-            if (root / "dataset").is_dir() else ""
-        raise DataError(f"{root}: no CT-RATE volumes: expected train_fixed/, train/, valid_fixed/ or valid/{hint}")
-    return root
-
-
-def split_folder(root: str | os.PathLike, split: str) -> Path | None:
-    """The folder read for ``split``: ``<split>_fixed/`` when it exists, else ``<split>/``, else None."""
-    key = _split_key(split)
-    for name in (f"{key}_fixed", key):
-        if (Path(root) / name).is_dir():
-            return Path(root) / name
-    return None
-
-
-def volume_path(root: str | os.PathLike, volume_name: str) -> Path:
-    """Where a VolumeName lives under ``root`` (in the folder :func:`split_folder` picks)."""
-    parts = parse_volume_name(volume_name)
-    if parts is None:
-        raise DataError(f"{volume_name}: not a CT-RATE VolumeName (<split>_<pid>_<scan>_<rec>.nii.gz)")
-    folder = split_folder(root, parts["split"])
-    if folder is None:
-        raise DataError(f"{root}: neither {parts['split']}_fixed/ nor {parts['split']}/ exists")
-    return folder / parts["patient_id"] / parts["scan_id"] / volume_name
 
 
 def _find_volumes(root: Path, folder: Path, split: str) -> tuple[dict[str, Path], list[Problem]]:
@@ -162,40 +96,6 @@ def _find_volumes(root: Path, folder: Path, split: str) -> tuple[dict[str, Path]
 # ----------------------------------------------------------------------------- CSV files
 
 
-def _read_csv(root: Path, rel: str, required: list[str]) -> tuple[pd.DataFrame, list[Problem]]:
-    """A CSV as strings with each row's physical line (reports hold quoted newlines, so the row
-    number is not the line); DataError naming the file when missing, unreadable or lacking
-    ``required`` columns. Rows with the wrong number of fields are problems, not rows."""
-    path = root / rel
-    if not path.is_file():
-        raise DataError(f"{rel}: missing")
-    rows, lines, problems = [], [], []
-    try:
-        with text_stream(path, rel) as fh:  # DataError naming the file and its encoding when it is not text
-            reader = csv.reader(fh)
-            header = [c.strip() for c in next(reader, [])]
-            if duplicated(header):
-                raise DataError(f"{rel}: column(s) {', '.join(duplicated(header))} appear more than once in the "
-                                "header; which one holds the value is ambiguous")
-            last = reader.line_num
-            for record in reader:
-                line, last = last + 1, reader.line_num
-                if not any(f.strip() for f in record):
-                    continue
-                if len(record) != len(header):
-                    problems.append(Problem(rel, f"line {line} ({record[0] if record else '?'}): has "
-                                                 f"{len(record)} fields, the header {len(header)}; row skipped"))
-                    continue
-                rows.append([f.strip() for f in record])
-                lines.append(line)
-    except (csv.Error, OSError) as exc:
-        raise DataError(f"{rel}: not a readable CSV ({type(exc).__name__}: {exc})") from None
-    missing = [c for c in required if c not in header]
-    if missing:
-        raise DataError(f"{rel}: lacks column(s) {', '.join(missing)} (found {', '.join(header) or 'none'})")
-    return pd.DataFrame(rows, columns=header).assign(line=lines), problems
-
-
 def _first_rows(df: pd.DataFrame, rel: str) -> tuple[pd.DataFrame, list[Problem]]:
     """One row per VolumeName (the first); each repeat is a problem."""
     dup = df.duplicated("VolumeName", keep="first")
@@ -204,54 +104,6 @@ def _first_rows(df: pd.DataFrame, rel: str) -> tuple[pd.DataFrame, list[Problem]
                              f"{first.at[r.VolumeName, 'line']}; row skipped", sample=r.VolumeName)
                 for r in df[dup].itertuples()]
     return df[~dup], problems
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """What the metadata CSV says about one volume: voxel sizes (x, y, z) in mm and the rescale to HU."""
-
-    spacing: tuple[float, float, float]
-    slope: float
-    intercept: float
-
-
-def _positive(text: Any, what: str) -> float:
-    try:
-        v = float(text)
-    except (TypeError, ValueError):
-        v = float("nan")
-    if not (np.isfinite(v) and v > 0):
-        raise DataError(f"{what} {text!r} is not a positive number")
-    return v
-
-
-def _finite(text: Any, what: str) -> float:
-    try:
-        v = float(text)
-    except (TypeError, ValueError):
-        v = float("nan")
-    if not np.isfinite(v):
-        raise DataError(f"{what} {text!r} is not a number")
-    return v
-
-
-def calibration(row: Mapping[str, Any]) -> Calibration:
-    """The spacing and rescale of a metadata CSV row (or of an index row); DataError saying which
-    value is wrong."""
-    if "spacing_x" in row:  # an index row: already parsed
-        return Calibration((float(row["spacing_x"]), float(row["spacing_y"]), float(row["spacing_z"])),
-                           float(row["rescale_slope"]), float(row["rescale_intercept"]))
-    xy = str(row["XYSpacing"]).strip()
-    fields = xy[1:-1].split(",") if xy[:1] in "[(" and xy[-1:] in "])" and len(xy) > 1 else []
-    if len(fields) != 2:
-        raise DataError(f"XYSpacing {xy!r} is not '[x, y]'")
-    # DICOM PixelSpacing is (row, column) spacing; CT pixels are square, so the order does not matter in practice
-    x, y = (_positive(f, "XYSpacing value") for f in fields)
-    slope = _finite(row["RescaleSlope"], "RescaleSlope")
-    if slope == 0:
-        raise DataError("RescaleSlope is 0")
-    return Calibration((x, y, _positive(row["ZSpacing"], "ZSpacing")), slope,
-                       _finite(row["RescaleIntercept"], "RescaleIntercept"))
 
 
 def read_metadata(root: str | os.PathLike, split: str) -> pd.DataFrame:
@@ -451,101 +303,6 @@ def split_train_val(samples: pd.DataFrame, val_fraction: float, seed: int) -> pd
     return out
 
 
-# ----------------------------------------------------------------------------- volumes and masks
-
-
-def _read_stored(path: Path, rel: str) -> tuple[np.ndarray, np.ndarray]:
-    """The voxel values as stored (no header scl_slope/scl_inter) and the header affine; FileProblem otherwise.
-    nifti.load is not used: it applies the header scaling and refuses the first release's blank pixdim."""
-    import nibabel as nib
-
-    if not path.is_file():
-        raise FileProblem(rel, "file not found")
-    try:
-        img = nib.load(str(path))
-        shape = tuple(int(s) for s in img.shape)
-        affine = np.asarray(img.affine, dtype=np.float64)
-    except Exception as exc:  # nibabel/gzip raise many types for non-NIfTI or damaged headers
-        raise FileProblem(rel, f"truncated or not a readable NIfTI file ({type(exc).__name__}: {exc})") from None
-    shape = three_d(shape, rel)
-    direction = direction_problem(affine)
-    if direction is not None and direction[0] == "error":
-        raise FileProblem(rel, direction[1])
-    try:
-        data = np.asanyarray(img.dataobj.get_unscaled()).reshape(shape)
-    except Exception as exc:  # EOFError / zlib.error / OSError / ValueError for truncated or corrupt data
-        raise FileProblem(rel, f"truncated or corrupt: cannot decode the voxel data ({type(exc).__name__}: "
-                               f"{exc})") from None
-    if data.dtype.kind == "f" and not np.all(np.isfinite(data)):
-        raise FileProblem(rel, "contains NaN or infinite voxel values")
-    return data, affine
-
-
-def _affine(header: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
-    """The header's axis directions and origin with the CSV's voxel sizes (the header's direction
-    matrix has passed :func:`~cardiobench.data.nifti.direction_problem`: finite, no zero column)."""
-    rot = header[:3, :3]
-    out = np.eye(4)
-    out[:3, :3] = rot / np.linalg.norm(rot, axis=0) * np.asarray(spacing)
-    out[:3, 3] = header[:3, 3]
-    return out
-
-
-def read_volume(root_or_path: str | os.PathLike, metadata_row: Mapping[str, Any]) -> Volume:
-    """One volume in HU (float32): stored values x the CSV's RescaleSlope + RescaleIntercept, the
-    affine's voxel sizes and the zooms from the CSV. ``root_or_path``: the dataset root (the file is
-    found from the row's VolumeName or sample_id) or the file itself; ``metadata_row``: a row of the
-    metadata CSV or of :func:`index`. Raises :class:`FileProblem` naming the file.
-
-    CT-CLIP's loader (data_inference_nii.py) differs: it uses ``get_fdata()``, which also applies a
-    header scl_slope/scl_inter and so scales the fixed release twice; it keeps only the first
-    XYSpacing value; and it transposes to (z, x, y) for its resampling. Here the array stays (x, y, z)
-    as stored and orientation is left to the affine."""
-    path = Path(root_or_path)
-    root = path if path.is_dir() else None
-    if root is not None:
-        path = volume_path(root, str(metadata_row.get("VolumeName", metadata_row.get("sample_id"))))
-    rel = rel_path(path, root)
-    try:
-        cal = calibration(metadata_row)
-    except DataError as exc:
-        raise FileProblem(rel, f"metadata: {exc}") from None
-    stored, header = _read_stored(path, rel)
-    notes = []
-    for severity, why in geometry_problems(cal.spacing, stored.shape, SPACING_KEYS):
-        if severity == "error":
-            raise FileProblem(rel, f"{why} (spacing from {metadata_file(path.name)})")
-        notes.append(why)
-    direction = direction_problem(header)
-    notes += [direction[1]] if direction is not None else []
-    hu = stored.astype(np.float32) * np.float32(cal.slope) + np.float32(cal.intercept)
-    return Volume(hu, _affine(header, cal.spacing), cal.spacing, notes)
-
-
-def metadata_file(volume_name: str) -> str:
-    """The metadata CSV (relative to the root) that holds a volume's spacing and rescale."""
-    return METADATA["valid" if str(volume_name).startswith("valid_") else "train"]
-
-
-def mask_path(root: str | os.PathLike, volume_name: str) -> Path:
-    """Where the organ mask of a volume is expected: ``<root>/masks/<VolumeName>``."""
-    return Path(root) / MASKS / volume_name
-
-
-def read_mask(root: str | os.PathLike, volume_name: str, shape: tuple[int, ...] | None = None) -> np.ndarray:
-    """The TotalSegmentator label map of a volume as uint8 class ids (whole numbers stored as floats
-    converted exactly); FileProblem saying what is missing and how to make it, when its shape differs
-    from ``shape``, or when a value is not a class id (fractional, negative, over 255)."""
-    path = mask_path(root, volume_name)
-    rel = rel_path(path, root)
-    if not path.is_file():
-        raise FileProblem(rel, f"missing: {_MASK_HINT}")
-    data, _ = _read_stored(path, rel)
-    if shape is not None and tuple(data.shape) != tuple(shape):
-        raise FileProblem(rel, f"shape {tuple(data.shape)} differs from its volume's {tuple(shape)}")
-    return as_labels(data, rel, MASK_MAX, "TotalSegmentator class ids, stored as uint8")
-
-
 # ----------------------------------------------------------------------------- verify
 
 
@@ -646,9 +403,7 @@ companions = ctrate_preprocess.companions
 
 def synthesize(out: str | os.PathLike, n: int = 160, seed: int = 0, workers: int = 2, progress: bool = True) -> Path:
     """The CT-RATE twin (:mod:`cardiobench.data.ctrate_twin`) of ``n`` volumes, in this layout."""
-    from .ctrate_twin import synthesize as write_twin
-
-    return write_twin(out, n=n, seed=seed, workers=workers, progress=progress)
+    return ctrate_twin.synthesize(out, n=n, seed=seed, workers=workers, progress=progress)
 
 
 FORMAT = module_format(

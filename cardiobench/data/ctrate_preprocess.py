@@ -24,6 +24,10 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from .ctrate_layout import METADATA, METADATA_COLUMNS, _read_csv, mask_path
+from .ctrate_volume import read_mask, read_volume
+from .nifti import FileProblem
+
 PAPER_IMAGE = {"spacing": [1.0, 1.0, 3.0], "hu_window": [-1150.0, 350.0], "shape": [352, 256, 112],
                "dtype": "float16", "masks": True}
 N_CLASSES = 256  # uint8 label maps: TotalSegmentator v2 ids go to 117, v1 to 104
@@ -46,8 +50,6 @@ def dataset_root(path: str | os.PathLike) -> Path:
 
 @functools.lru_cache(maxsize=8)
 def _metadata_table(csv: str, mtime_ns: int):
-    from .ct_rate import _read_csv, METADATA_COLUMNS
-
     root = Path(csv).parents[1]
     df, _ = _read_csv(root, os.path.relpath(csv, root), METADATA_COLUMNS)
     return df.drop_duplicates("VolumeName").set_index("VolumeName", drop=False)
@@ -55,15 +57,11 @@ def _metadata_table(csv: str, mtime_ns: int):
 
 def metadata_csv(path: str | os.PathLike) -> Path:
     """The metadata CSV that calibrates a volume file (train or validation, from its name)."""
-    from .ct_rate import METADATA
-
     return dataset_root(path) / METADATA["valid" if Path(path).name.startswith("valid_") else "train"]
 
 
 def metadata_row(path: str | os.PathLike) -> Mapping[str, Any]:
     """The metadata CSV row of a volume file; FileProblem when the CSV or the row is missing."""
-    from .nifti import FileProblem
-
     csv = metadata_csv(path)
     if not csv.is_file():
         raise FileProblem(str(csv), "missing: the metadata CSV gives every volume's spacing and rescale")
@@ -76,8 +74,6 @@ def metadata_row(path: str | os.PathLike) -> Mapping[str, Any]:
 
 def companions(path: str | os.PathLike) -> list[Path]:
     """The other files one volume's cache entry is decoded from: its metadata CSV and organ mask."""
-    from .ct_rate import mask_path
-
     return [metadata_csv(path), mask_path(dataset_root(path), Path(path).name)]
 
 
@@ -137,8 +133,6 @@ def preprocess(path: str | os.PathLike, config: Mapping[str, Any]) -> tuple[dict
     same grid) and ``"class_inside"`` (see the module docstring); metadata: original spacing, shape."""
     import torch
     from monai.data import MetaTensor
-
-    from .ct_rate import read_mask, read_volume
 
     path = Path(path)
     vol = read_volume(path, metadata_row(path))

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from . import nifti
-from .ct_rate import LABEL_FILES, LABELS, MASKS, METADATA, REPORTS
+from .ctrate_layout import LABEL_FILES, LABELS, MASKS, METADATA, REPORTS
 from .twins import map_jobs, twin_folder
 
 SENTENCES = "twin_sentence_organs.json"

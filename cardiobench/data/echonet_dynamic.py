@@ -27,7 +27,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..errors import DataError
-from . import module_format
+from .format import module_format
 from .problems import Problem, split_problems
 from .textfile import duplicated, read_text, text_stream
 from .twins import echo_phantom, map_jobs, twin_folder
