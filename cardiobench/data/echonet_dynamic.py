@@ -50,7 +50,7 @@ EF_VOLUME_TOLERANCE = 1.0  # EF points between the EF column and 100 (EDV - ESV)
 # Optional columns a task reads: a row whose value is not a positive number would crash or mislead it
 # (beats timed by FPS, tracings scaled by the frame size), so such a row is skipped.
 POSITIVE_COLUMNS = {"FPS": "frames per second", "FrameHeight": "pixels", "FrameWidth": "pixels"}
-TWIN_VERSION = 2  # bump when the phantom changes: it is part of the twin's cache key (2: portable math, same bytes on every CPU)
+TWIN_VERSION = 1  # bump when the phantom changes: it is part of the twin's cache key
 
 
 @dataclass

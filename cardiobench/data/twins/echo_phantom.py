@@ -185,7 +185,7 @@ def render(ph: EchoPhantom) -> np.ndarray:
     noise /= noise.mean()
 
     depth = np.hypot(xx - SIZE / 2, yy)
-    attenuation = pmath.exp(-depth / 220.0).astype(depth.dtype)[None]
+    attenuation = pmath.exp_float32(-depth / 220.0)[None]
     img = img * noise * attenuation * ph.gain
 
     theta = pmath.arctan2(xx - SIZE / 2, yy + 1e-6).astype(xx.dtype)
