@@ -4,8 +4,9 @@ torch picks its CPU kernels (ATen's vectorised loops, oneDNN convolutions, MKL B
 instruction set the processor has, and AVX-512 kernels add in another order than AVX2 ones. A smoke
 run trained on an AVX-512 machine therefore ends with other weights than the same run on an AVX2
 machine (measured: EchoNet EF smoke MAE 6.339 vs 6.248, seed 0, same twin), which would make the
-stored CI references unreproducible. Pinning all three to AVX2, which every x86-64 machine of the
-last decade has, gives identical runs on both kinds. The variables are read when torch loads its
+stored CI references unreproducible. Pinning them to AVX2, which every x86-64 machine of the last
+decade has, and MKL to its reproducible AVX2 branch (MKL otherwise picks its code by vendor: a chest-CT
+smoke gave MAE 6.536 on AMD and 6.342 on Intel), gives identical runs on all of them. The variables are read when torch loads its
 libraries, so this runs when ``cardiobench`` is imported, before torch; a value the user set wins.
 ``CARDIOBENCH_CPU_ISA=native`` turns it off (torch picks, as usual).
 """
