@@ -17,10 +17,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-from cardiobench.data import ct_echo
 from cardiobench.data.cache import load_samples
 from cardiobench.models import build
-from cardiobench.models.medvae import posterior_mean
+from cardiobench.tasks.chest_ct import format as ct_echo
+from cardiobench.tasks.chest_ct.medvae import posterior_mean
 
 HU_LEVELS = (400, 600, 800)  # valve calcium peaks >= 400 HU in the twin; contrast blood is 250-350
 

@@ -27,10 +27,10 @@ from sklearn.metrics import roc_auc_score
 
 from cardiobench import tasks
 from cardiobench.app import resolve_source
-from cardiobench.data import ct_rate
 from cardiobench.runs import Run
-from cardiobench.tasks import zero_shot
-from cardiobench.tasks.ctrate_zeroshot import SLUGS
+from cardiobench.tasks.ctrate import format as ct_rate
+from cardiobench.tasks.ctrate import zero_shot
+from cardiobench.tasks.ctrate.ctrate_zeroshot import SLUGS
 
 
 def _auc(y: np.ndarray, s: np.ndarray) -> float:
@@ -38,7 +38,7 @@ def _auc(y: np.ndarray, s: np.ndarray) -> float:
 
 
 def _labels(data, split: str) -> np.ndarray:
-    return data.info["samples"].iloc[data.info["by"][split]][SLUGS].to_numpy().astype(int)
+    return data.prepared.samples.iloc[data.prepared.split[split]][SLUGS].to_numpy().astype(int)
 
 
 def _pick(emb: tuple, label: str, organs) -> torch.Tensor:
@@ -71,14 +71,14 @@ def main() -> None:
         held_cfg = cfg.copy()
         held_cfg.data.twin.seed, held_cfg.data.twin.n = args.seed, args.n
         held = task.datasets(held_cfg, Run(Path(tmp)), resolve_source(held_cfg))
-    organs, tokenizer = data.info["groups"].organs, data.info["tokenizer"]
+    organs, tokenizer = data.extras.groups.organs, data.extras.tokenizer
     temperature = float(model.criterion.temperature().detach())
 
     def embed(ds):
         return task._image_embeddings(model, ds, data.collate, "cpu", 16, False)
 
-    train, test = embed(data.train), embed(data.info["test"])
-    parts = [embed(held.train), embed(held.val), embed(held.info["test"])]
+    train, test = embed(data.train), embed(data.extras.test)
+    parts = [embed(held.train), embed(held.val), embed(held.extras.test)]
     held_emb = tuple(torch.cat([p[i] for p in parts]) for i in range(3))
     y_train, y_test = _labels(data, "TRAIN"), _labels(data, "TEST")
     y_held = np.concatenate([_labels(held, s) for s in ("TRAIN", "VAL", "TEST")])

@@ -17,10 +17,10 @@ SCRIPT = r"""
 import json, resource, time
 import numpy as np, torch
 torch.set_num_threads(2)
-from cardiobench.data.clips import EchoClips
+from cardiobench.tasks.echonet.clips import EchoClips
 from cardiobench.models import build
 from cardiobench.models.video_resnet import channels_last
-from cardiobench.tasks.echo_inference import predict_all_clips
+from cardiobench.tasks.echonet.inference import predict_all_clips
 from cardiobench.train import TrainConfig
 video = np.random.default_rng(0).integers(0, 255, (1000, 112, 112), dtype=np.uint8)
 ds = EchoClips([video], [50.0], frames=32, period=2, mean=30.0, std=40.0)

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from conftest import best_time
 
-from cardiobench.data import echonet_dynamic
 from cardiobench.data.cache import ArrayCache
 from cardiobench.data.video import read_avi
+from cardiobench.tasks.echonet import format as echonet_dynamic
 
 FRAMES, PERIOD = 32, 2
 

@@ -24,7 +24,7 @@ SCRIPT = r"""
 import json, resource, sys, time
 import torch
 from cardiobench.models import build
-from cardiobench.models.medvae import posterior_mean
+from cardiobench.tasks.chest_ct.medvae import posterior_mean
 
 torch.manual_seed(0)
 which, steps, batch = sys.argv[1], int(sys.argv[2]), 8

@@ -16,9 +16,9 @@ import pytest
 import torch
 from conftest import best_time
 
-from cardiobench.data import ct_echo
 from cardiobench.data.cache import ArrayCache
-from cardiobench.data.volumes import VolumeDataset
+from cardiobench.tasks.chest_ct import format as ct_echo
+from cardiobench.tasks.chest_ct.volumes import VolumeDataset
 
 PAPER = ct_echo.preprocess_config(ct_echo.PAPER_IMAGE)
 
@@ -31,7 +31,7 @@ def twin(tmp_path_factory):
 
 def _monai_pipeline():
     from monai.transforms import (CenterSpatialCropd, Compose, EnsureChannelFirstd, LoadImaged, Orientationd,
-                                  ScaleIntensityRanged, SpatialPadd, Spacingd)
+                                  ScaleIntensityRanged, Spacingd, SpatialPadd)
 
     return Compose([LoadImaged(keys="image", reader="NibabelReader"), EnsureChannelFirstd(keys="image"),
                     Orientationd(keys="image", axcodes="RAS"),

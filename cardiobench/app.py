@@ -8,13 +8,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import hydra
 import torch
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from . import distributed, tasks
-from .config import CONF_DIR, PROJECT_DIR, register_configs, resolve, spec_of
+from .config import CONF_DIR, PROJECT_DIR, finish, register_configs, spec_of
 from .console import finish_run
 from .data.source import resolve_source
 from .distributed import pick_device
@@ -150,22 +148,33 @@ def _execute(cfg: DictConfig, path: Path, group: distributed.Group) -> Run:
     return run
 
 
-@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
-def main(cfg: DictConfig) -> None:
+def run_and_report(cfg: DictConfig) -> None:
+    """One run of a composed config: the run folder, then the metrics table and the leaderboard page."""
     try:
-        cfg = resolve(cfg, list(HydraConfig.get().overrides.task))
         run = execute(cfg)
         if run is not None:  # None: a torchrun rank other than 0, whose part ended with training
             finish_run(run, cfg)
-    except CardiobenchError as exc:  # the user's input: one clear line, no traceback
-        print(f"cardiobench: error: {exc}", file=sys.stderr)
-        sys.exit(1)
     finally:
         distributed.shutdown()
 
 
-def hydra_entry(overrides: list[str]) -> None:
-    """Hand all overrides, kept together, to the ``@hydra.main`` entry (so --multirun works)."""
+def hydra_job(cfg: DictConfig) -> None:
+    """A job of Hydra's (a multirun's, on any launcher): Hydra composed ``cfg``, overrides included."""
+    try:
+        run_and_report(finish(cfg))
+    except CardiobenchError as exc:  # the user's input: one clear line, no traceback
+        print(f"cardiobench: error: {exc}", file=sys.stderr)
+        sys.exit(1)
+
+
+def hydra_run(argv: list[str]) -> None:
+    """Hand a command line (``--multirun``, ``--cfg job``, overrides kept together) to Hydra's runner, as
+    ``@hydra.main`` would from ``sys.argv``: sweeps and launchers work, and ``sys.argv`` is left alone."""
+    from hydra import version
+    from hydra._internal.utils import _run_hydra, get_args_parser
+
     register_configs()
-    sys.argv = [sys.argv[0], *overrides]
-    main()
+    version.setbase("1.3")
+    parser = get_args_parser()
+    _run_hydra(args=parser.parse_args(argv), args_parser=parser, task_function=hydra_job,
+               config_path=str(CONF_DIR), config_name="config")

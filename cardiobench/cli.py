@@ -193,31 +193,39 @@ def _check_data_root(overrides: list[str]) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .config import load_baseline, load_task
+    """One run: the config composed once (a misspelled key or a bad value refused in one line), then
+    the run. A sweep (``--multirun``) or a printed config (``--cfg``) goes through Hydra's runner, which
+    composes each job itself."""
+    from .config import check_recipe, compose, hydra_quote, load_task, override_keys, refuse_sweeps
 
-    spec = load_task(args.task)
-    baseline = args.baseline or spec.reference_baseline
-    meta = load_baseline(baseline)
-    if meta.baseline.task != spec.name:
-        raise CardiobenchError(f"baseline {baseline!r} is for task {meta.baseline.task!r}, not {spec.name!r}")
+    task = load_task(args.task).name
     for o in args.overrides:
         if "=" not in o:
             raise CardiobenchError(f"override {o!r} is not key=value")
-    from .config import hydra_quote, run_overrides
-
-    # A misspelled key or a bad value is refused here in one line, before Hydra sees it.
-    overrides = run_overrides(spec.name, baseline, args.profile or "smoke", args.overrides, args.multirun)
+    override_keys(args.overrides)  # Hydra's grammar: a value it cannot take is named, with its quoted form
+    profile = args.profile or "smoke"
+    baseline = check_recipe(task, args.baseline, profile)
+    overrides = list(args.overrides)
     if args.run_dir:  # quoted: a folder named "run (1)" or "a=b" is a path, not override syntax
         overrides.append(f"run_dir={hydra_quote(str(Path(args.run_dir)))}")
-    if args.cfg:  # Hydra prints one job's config: a sweep shows its first job (launcher section included)
-        overrides = ["--cfg", args.cfg, *first_job(overrides)]
-    elif args.multirun:
-        overrides.insert(0, "--multirun")
-    elif not args.run_dir and not any(o.startswith("resume=") for o in args.overrides):
-        _check_data_root(args.overrides)  # a placed or resumed run checks its folder first, in the app
-    from .app import hydra_entry
+    groups = [f"task={task}", f"baseline={baseline}", f"profile={profile}"]
+    if args.multirun or args.cfg or any(o.lstrip("+~").startswith("hydra") for o in overrides):
+        from .app import hydra_run
+        from .config import check_overrides, plain_config
 
-    hydra_entry(overrides)
+        check_overrides(plain_config(task, baseline, profile), overrides)  # keys; values vary by job
+        if args.cfg:  # Hydra prints one job's config: a sweep shows its first job (launcher section included)
+            hydra_run(["--cfg", args.cfg, *groups, *first_job(overrides)])
+        else:
+            hydra_run([*(["--multirun"] if args.multirun else []), *groups, *overrides])
+        return 0
+    refuse_sweeps(overrides)
+    if not args.run_dir and not any(o.startswith("resume=") for o in args.overrides):
+        _check_data_root(args.overrides)  # a placed or resumed run checks its folder first, in the app
+    cfg = compose(task, baseline, profile, overrides)
+    from .app import run_and_report
+
+    run_and_report(cfg)
     return 0
 
 
@@ -344,15 +352,17 @@ def cmd_data_cache(args: argparse.Namespace, fmt) -> int:
     if not root.is_dir():
         raise CardiobenchError(f"{root}: not a folder")
     samples, index_problems = fmt.index(root)
-    section = cfg.get("clip") or cfg.get("image") or {}
     if args.size:
         size = args.size
-    elif "size" in section:
-        size = int(section.get("size"))
-    else:  # a whole preprocessing section (chest CT: spacing, HU window, shape)
-        from omegaconf import OmegaConf
+    else:  # the setting the task's spec names: a size, or a whole section (chest CT: spacing, HU window, shape)
+        from omegaconf import DictConfig, OmegaConf
 
-        size = OmegaConf.to_container(section, resolve=True)
+        key = load_task(task).preprocess
+        if not key:
+            raise CardiobenchError(f"task {task!r} does not name the setting its preprocessing depends on "
+                                   f"(spec field preprocess); give --size")
+        value = OmegaConf.select(cfg, key)
+        size = OmegaConf.to_container(value, resolve=True) if isinstance(value, DictConfig) else int(value)
     config = fmt.preprocess_config(size)
     cache = ArrayCache(args.cache_dir or cfg.data.cache_dir, args.format, config, lambda p: fmt.preprocess(p, config),
                        getattr(fmt, "companions", None))

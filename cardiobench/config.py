@@ -2,20 +2,21 @@
 
 The one place each default lives: the generic sections (``train``, ``data``, ``ci``, ``profile``)
 in the schemas below; a task's own sections (``clip``, ``image``, ``eval``) in its spec's
-``config_defaults``. Baselines live in the top-level ``baselines/`` folder (one YAML per recipe,
-plus include-path folders) and are registered as the Hydra config group ``baseline``, each merged
+``config_defaults``. Task specs live in their family's folder (``cardiobench/tasks/<family>/<task>.yaml``).
+Baselines live in the top-level ``baselines/<family>/`` folders (one YAML per recipe, plus include-path
+folders) and are registered as the Hydra config group ``baseline``, each merged
 over its task's ``config_defaults``. A recipe holds the published (``paper``) settings at top level
-and per-profile deviations under ``profiles.<name>``; :func:`resolve` merges the chosen profile's
-section over them and then re-applies the user's overrides so those always win. Every override
-is checked against the resolved config first (:func:`check_overrides`): a misspelled key is one
-clear error naming the nearest valid key, never an added key.
+and per-profile deviations under ``profiles.<name>``, registered as the group ``recipe`` and chosen by
+interpolation in ``conf/config.yaml``: Hydra composes task, recipe, its profile section and the
+user's overrides once, in that order (:func:`compose`). An override of a key the config does not have
+is one clear error naming the nearest valid key (:func:`check_overrides`), never an added key.
 """
 from __future__ import annotations
 
 import difflib
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, make_dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Optional
@@ -24,7 +25,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from . import plugins
+from . import families, plugins
 from .errors import CardiobenchError
 from .spec import TaskSpec, TaskSpecSchema, from_config
 
@@ -112,22 +113,29 @@ class RootSchema:
     profile: ProfileSchema = field(default_factory=ProfileSchema)
     baseline: Any = None
     model: Any = None
-    # Task-owned sections: declared here so the struct config accepts them; their defaults live in
-    # the task spec's config_defaults (clip: echo clips; augment, split: ACDC; multitask, sampling,
-    # autoencoder: chest CT; organs, text, zero_shot, overlays: CT-RATE).
-    clip: Any = None
-    image: Any = None
-    eval: Any = None
-    augment: Any = None
-    split: Any = None
-    multitask: Any = None
-    sampling: Any = None
-    autoencoder: Any = None
-    organs: Any = None
-    text: Any = None
-    zero_shot: Any = None
-    overlays: Any = None
-    profiles: Any = None
+    # A task's own sections (clip, image, eval, ...) are not listed here: each task's schema extends
+    # this one with the sections its spec's config_defaults declare (:func:`task_schema`).
+
+
+def _typed(name: str, value: Any) -> tuple[Any, Any]:
+    """(type, dataclass field) of one setting, typed by its declared default: a mapping is a nested
+    schema, a number, string or flag its own type, null or a list anything (a recipe fills it)."""
+    if isinstance(value, dict):
+        schema = make_dataclass(f"{name.title().replace('.', '').replace('_', '')}Schema",
+                                [(k, *_typed(f"{name}.{k}", v)) for k, v in value.items()])
+        return schema, field(default_factory=schema)
+    if isinstance(value, bool) or isinstance(value, (int, float, str)):
+        return type(value), field(default=value)
+    if value is None:
+        return Optional[Any], field(default=None)
+    return Any, field(default_factory=lambda v=value: list(v) if isinstance(v, list) else v)
+
+
+def task_schema(spec: TaskSpec) -> type:
+    """The root schema of a run of ``spec``'s task: :class:`RootSchema` plus the task's own sections,
+    each typed from the defaults its spec declares (``clip.frames=abc`` is refused, an unknown key too)."""
+    sections = [(k, *_typed(k, v)) for k, v in spec.config_defaults.items()]
+    return make_dataclass(f"{spec.name.title().replace('_', '')}RootSchema", sections, bases=(RootSchema,))
 
 
 @dataclass(frozen=True)
@@ -193,10 +201,12 @@ REQUIRED_PUBLISHED_KEYS = ("metric", "value", "definition", "split", "n", "sourc
 
 
 def task_files() -> dict[str, Path]:
-    """``{name: spec file}``: the built-in specs, then include-path ones."""
-    out = {p.stem: p for p in sorted((CONF_DIR / "task").glob("*.yaml"))}
+    """``{name: spec file}``: the families' specs, then include-path ones (a name both define is refused)."""
+    out = families.spec_files()
     for name, p in plugins.yaml_files("task").items():
-        out.setdefault(name, p)
+        if name in out:
+            raise CardiobenchError(f"task {name!r} is defined twice: {out[name]} and {p}; rename one of them")
+        out[name] = p
     return out
 
 
@@ -239,9 +249,14 @@ def spec_of(cfg: DictConfig) -> TaskSpec:
 
 @lru_cache(maxsize=None)
 def baseline_files() -> dict[str, Path]:
-    out = {p.stem: p for p in sorted(BASELINES_DIR.glob("*.yaml"))}
-    for name, p in plugins.yaml_files("baselines").items():
-        out.setdefault(name, p)
+    """``{name: recipe file}``: ``baselines/<family>/*.yaml``, then include-path ones (a name defined
+    twice is refused, naming both files)."""
+    out: dict[str, Path] = {}
+    found = [*sorted(BASELINES_DIR.rglob("*.yaml")), *plugins.yaml_files("baselines").values()]
+    for p in found:
+        if p.stem in out:
+            raise CardiobenchError(f"baseline {p.stem!r} is defined twice: {out[p.stem]} and {p}; rename one of them")
+        out[p.stem] = p
     return out
 
 
@@ -297,20 +312,28 @@ _registered = False
 
 
 def register_configs() -> None:
-    """Register schemas, task specs and baseline recipes with Hydra's ConfigStore (once)."""
+    """Register schemas, task specs and baseline recipes with Hydra's ConfigStore (once).
+
+    A recipe is two config groups: ``baseline/<name>`` (its published settings, over its task's
+    ``config_defaults``) and ``recipe/<name>_<profile>`` (its ``profiles.<profile>`` section), which
+    the primary config selects by interpolation (``recipe: ${baseline}_${profile}``, Hydra's
+    specialising configs), so that Hydra's one composition merges task, recipe, profile section and
+    the user's overrides, in that order."""
     global _registered
     if _registered:
         return
     cs = ConfigStore.instance()
-    cs.store(name="schema", node=RootSchema)
-    cs.store(group="task", name="task_schema", node=TaskSpecSchema)
-    for name, path in plugins.yaml_files("task").items():
-        if not (CONF_DIR / "task" / f"{name}.yaml").is_file():
-            node = OmegaConf.load(path)
-            node.pop("defaults", None)
-            cs.store(group="task", name=name, node=OmegaConf.merge(OmegaConf.structured(TaskSpecSchema), node))
+    for name, path in task_files().items():  # every spec the same way: the schema, then the file
+        node = OmegaConf.load(path)
+        node.pop("defaults", None)
+        cs.store(group="task", name=name, node=OmegaConf.merge(OmegaConf.structured(TaskSpecSchema), node))
+        cs.store(group="schema", name=name, node=task_schema(load_task(name)), package="_global_")
     for name in baseline_files():
-        cs.store(group="baseline", name=name, node=load_baseline(name), package="_global_")
+        node = load_baseline(name).copy()
+        profiles = node.pop("profiles")
+        cs.store(group="baseline", name=name, node=node, package="_global_")
+        for profile, section in profiles.items():
+            cs.store(group="recipe", name=f"{name}_{profile}", node=section, package="_global_")
     _registered = True
 
 
@@ -354,26 +377,48 @@ def _groups(task: str, baseline: str | None, profile: str) -> list[str]:
     return [f"task={task}", f"baseline={baseline or load_task(task).reference_baseline}", f"profile={profile}"]
 
 
+def check_recipe(task: str, baseline: str | None, profile: str) -> str:
+    """The baseline (default: the task's reference) after checking that it is the task's and has a section
+    for ``profile``: one line naming what is wrong, before Hydra composes anything."""
+    spec = load_task(task)
+    baseline = baseline or spec.reference_baseline
+    node = load_baseline(baseline)
+    if node.baseline.task != spec.name:
+        raise CardiobenchError(f"baseline {baseline!r} is for task {node.baseline.task!r}, not {spec.name!r}")
+    if profile not in node.profiles:
+        raise CardiobenchError(f"baseline {baseline!r} has no recipe for profile {profile!r} "
+                               f"(it has {', '.join(node.profiles)})")
+    return baseline
+
+
 def compose(task: str, baseline: str | None = None, profile: str = "smoke",
             overrides: list[str] | None = None) -> DictConfig:
-    """The resolved config of ``baseline`` (default: the task's reference) under ``profile``, with
-    ``overrides`` checked first (CardiobenchError on an unknown key or a bad value)."""
+    """The resolved config of ``baseline`` (default: the task's reference) under ``profile`` with
+    ``overrides``, composed once by Hydra (CardiobenchError on an unknown key, naming the nearest one,
+    or on a bad value)."""
+    baseline = check_recipe(task, baseline, profile)
     base = _groups(task, baseline, profile)
-    overrides = list(overrides or [])
-    plain = _hydra_compose(base)
-    check_overrides(resolve(plain, []), overrides)
-    return resolve(_hydra_compose(base + hydra_overrides(plain, overrides)), overrides)
+    overrides = [o for o in overrides or [] if not o.startswith("--")]
+    override_keys(overrides)  # a malformed override: one line, before composing
+    refuse_sweeps(overrides)
+    try:
+        cfg = _hydra_compose(base + overrides)
+    except CardiobenchError:
+        check_overrides(plain_config(task, baseline, profile), overrides)  # a misspelled key: named, nearest one
+        raise
+    return finish(cfg)
 
 
-def run_overrides(task: str, baseline: str, profile: str, overrides: list[str], multirun: bool) -> list[str]:
-    """Check a run's overrides (keys always; values too unless sweeping) and return them as Hydra's
-    ``@hydra.main`` must see them."""
-    base = _groups(task, baseline, profile)
-    plain = _hydra_compose(base)
-    check_overrides(resolve(plain, []), overrides)
-    if not multirun:
-        resolve(_hydra_compose(base + hydra_overrides(plain, overrides)), overrides)
-    return base + hydra_overrides(plain, overrides)
+def plain_config(task: str, baseline: str | None, profile: str) -> DictConfig:
+    """The composed config without any override: the keys an override may name."""
+    return _hydra_compose(_groups(task, baseline, profile))
+
+
+def finish(cfg: DictConfig) -> DictConfig:
+    """A composed config made ready to run: open for the run's own additions, every range checked."""
+    OmegaConf.set_struct(cfg, False)
+    check_ranges(cfg)
+    return cfg
 
 
 def _dotted_keys(node: Any, prefix: str = "") -> list[str]:
@@ -391,7 +436,7 @@ def _suggest(key: str, candidates: list[str]) -> str:
     return f"; did you mean {near[0]!r}?" if near else ""
 
 
-def _override_keys(overrides: list[str]) -> list[tuple[str, str]]:
+def override_keys(overrides: list[str]) -> list[tuple[str, str]]:
     """(prefix, key) of each key=value override ('', '+', '++' or '~')."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
@@ -409,6 +454,18 @@ def _override_keys(overrides: list[str]) -> list[tuple[str, str]]:
     return out
 
 
+def refuse_sweeps(overrides: list[str]) -> None:
+    """A single run: an override that Hydra's grammar reads as several values (``a,b``, ``range(3)``) is
+    one line naming it, with its quoted form, never a silent sweep or Hydra's page."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    for text in overrides:
+        if not text.startswith("--") and parser.parse_override(text).is_sweep_override():
+            raise CardiobenchError(f"invalid override: {text!r} reads as several values (a sweep: --multirun runs "
+                                   f"one job each){quote_hint(text)}")
+
+
 GROUPS = ("task", "baseline", "profile")
 
 
@@ -419,56 +476,9 @@ def check_overrides(full: DictConfig, overrides: list[str]) -> None:
     """
     keys = _dotted_keys(full)
     known = set(keys)
-    for prefix, key in _override_keys(overrides):
+    for prefix, key in override_keys(overrides):
         if prefix in ("+", "++") or key.startswith("hydra") or key in GROUPS:
             continue
         if key not in known:
             raise CardiobenchError(f"unknown config key {key!r}{_suggest(key, keys)} "
                                    f"(+{key}=... adds a new key on purpose)")
-
-
-def hydra_overrides(plain: DictConfig, overrides: list[str]) -> list[str]:
-    """The overrides as Hydra must see them: a checked key that only a profile section or a task's
-    defaults define is not in Hydra's composition yet, so it is appended (``+key=value``)."""
-    out = []
-    for text, (prefix, key) in zip([o for o in overrides if not o.startswith("--")], _override_keys(overrides)):
-        missing = OmegaConf.select(plain, key, default="__missing__", throw_on_missing=False) == "__missing__"
-        out.append(f"+{text}" if not prefix and missing and key not in GROUPS and not key.startswith("hydra")
-                   else text)
-    return out
-
-
-def resolve(cfg: DictConfig, overrides: list[str]) -> DictConfig:
-    """Merge the profile's section of the baseline recipe, then re-apply the user's overrides."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    profile = cfg.profile.name
-    sections = cfg.profiles or {}
-    if profile not in sections:
-        raise CardiobenchError(f"baseline {cfg.baseline.name!r} has no recipe for profile {profile!r} "
-                               f"(it has {', '.join(sections)})")
-    if cfg.baseline.task != cfg.task.name:
-        raise CardiobenchError(
-            f"baseline {cfg.baseline.name!r} is for task {cfg.baseline.task!r}, not {cfg.task.name!r}")
-    OmegaConf.set_struct(cfg, False)  # a profile may add keys the published recipe lacks (model.layers)
-    try:
-        out = OmegaConf.merge(cfg, sections[profile])
-    except OmegaConfBaseException as exc:
-        raise CardiobenchError(f"baseline {cfg.baseline.name!r}, profiles.{profile}: "
-                               f"{str(exc).splitlines()[0]}") from None
-    out.pop("profiles")
-    OmegaConf.set_struct(out, True)  # from here on an override can change a key, never add one
-    for o in OverridesParser.create().parse_overrides(overrides):
-        key = o.key_or_group
-        if o.is_delete() or key.startswith("hydra") or key in GROUPS:
-            continue
-        value = o.value()
-        if isinstance(value, (list, dict)):
-            value = OmegaConf.create(value)
-        try:
-            OmegaConf.update(out, key, value, merge=True, force_add=o.is_add() or o.is_force_add())
-        except OmegaConfBaseException as exc:
-            raise CardiobenchError(f"override {key!r}: {str(exc).splitlines()[0]}") from None
-    OmegaConf.set_struct(out, False)
-    check_ranges(out)
-    return out

@@ -1,48 +1,24 @@
-"""Training losses: EF regression (MSE, clinically weighted MSE) and LV segmentation (BCE)."""
+"""Training losses by name (``train.loss``): regression (MSE) and binary segmentation (BCE) here; a
+family registers its own (EchoNet's clinically weighted MSE) through its ``LOSSES`` declaration."""
 from __future__ import annotations
+
+from typing import Callable
 
 import torch
 
-# Clinically weighted MSE (VideoMAE EF regressor): errors matter most where decisions are made.
-# EF < 30: severe dysfunction; 30-40: reduced EF (HFrEF threshold); > 70: hyperdynamic.
-EF_WEIGHT_BANDS = ((30.0, 3.0), (40.0, 2.0))  # (upper bound, weight), lower bands first
-EF_WEIGHT_HIGH = (70.0, 2.5)                 # strictly above 70
+from . import families
+from .registry import Registry
+
+LOSSES: Registry[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = Registry(
+    "train.loss", lambda: families.losses(), hint="a family declares its own in LOSSES")
 
 
-def clinical_weights(ef: torch.Tensor) -> torch.Tensor:
-    """Piecewise weights of the true EF: 3.0 below 30, 2.0 in [30, 40), 2.5 above 70, else 1.0."""
-    w = torch.ones_like(ef)
-    w = torch.where(ef > EF_WEIGHT_HIGH[0], torch.full_like(ef, EF_WEIGHT_HIGH[1]), w)
-    w = torch.where(ef < EF_WEIGHT_BANDS[1][0], torch.full_like(ef, EF_WEIGHT_BANDS[1][1]), w)
-    w = torch.where(ef < EF_WEIGHT_BANDS[0][0], torch.full_like(ef, EF_WEIGHT_BANDS[0][1]), w)
-    return w
-
-
-def weighted_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean of clinical_weights(target) * (pred - target)^2 (a weighted mean, not normalised by sum(w))."""
-    return (clinical_weights(target) * (pred - target) ** 2).mean()
-
-
-def clinical_weights_as_written(ef: torch.Tensor) -> torch.Tensor:
-    """The seed's weights as its code runs them: it assigns 3.0 where EF < 30 and then 2.0 where EF < 40,
-    which overwrites the first, so EF < 30 gets 2.0 (2.5 above 70, else 1.0)."""
-    w = torch.ones_like(ef)
-    w = torch.where(ef < EF_WEIGHT_BANDS[0][0], torch.full_like(ef, EF_WEIGHT_BANDS[0][1]), w)
-    w = torch.where(ef < EF_WEIGHT_BANDS[1][0], torch.full_like(ef, EF_WEIGHT_BANDS[1][1]), w)
-    w = torch.where(ef > EF_WEIGHT_HIGH[0], torch.full_like(ef, EF_WEIGHT_HIGH[1]), w)
-    return w
-
-
-def weighted_mse_as_written(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """weighted_mse with :func:`clinical_weights_as_written`: the seed's loss reproduced as published."""
-    return (clinical_weights_as_written(target) * (pred - target) ** 2).mean()
+def register_loss(name: str, fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
+    LOSSES.register(name, fn)
 
 
 def mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.mse_loss(pred, target)
-
-
-LOSSES = {"mse": mse, "weighted_mse": weighted_mse, "weighted_mse_as_written": weighted_mse_as_written}
 
 
 def bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -56,4 +32,5 @@ def bce_sum(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="sum")
 
 
-LOSSES.update(bce=bce, bce_sum=bce_sum)
+for _name, _fn in {"mse": mse, "bce": bce, "bce_sum": bce_sum}.items():
+    register_loss(_name, _fn)

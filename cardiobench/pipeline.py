@@ -12,7 +12,6 @@ from omegaconf import DictConfig
 
 from . import distributed
 from .data.source import DataSource
-from .io import write_text
 from .models.weights import recording
 from .runs import Run
 from .spec import TaskSpec
@@ -43,7 +42,7 @@ def run_task(task: Task, spec: TaskSpec, cfg: DictConfig, run: Run, source: Data
                   collate_fn=data.collate)
     main = distributed.current().main
     if main:
-        write_text(run.path / "history.csv", pd.DataFrame(history).to_csv(index=False))
+        run.write_table("history.csv", pd.DataFrame(history))
     predicted = task.predict(cfg, run, model, data, device)  # on every rank: tasks share out the forward passes
     if not main:
         return None

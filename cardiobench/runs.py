@@ -120,6 +120,23 @@ class Run:
     def write_metrics(self, metrics: dict[str, Any]) -> None:
         write_json(self.metrics_file, metrics)
 
+    def artifact(self, name: str) -> Path:
+        """Where the run keeps the artifact ``name`` (a file or folder a task's spec declares under
+        ``artifacts``: split.csv, masks/, history.csv...)."""
+        return self.path / name
+
+    def write_table(self, name: str, table: pd.DataFrame) -> Path:
+        """Write an artifact table as CSV, atomically; its path."""
+        path = self.artifact(name)
+        write_text(path, table.to_csv(index=False))
+        return path
+
+    def write_artifact(self, name: str, text: str) -> Path:
+        """Write a text artifact (JSON, CSV already formatted), atomically; its path."""
+        path = self.artifact(name)
+        write_text(path, text)
+        return path
+
     @property
     def finished(self) -> bool:
         return self.manifest().get("status") == "finished"

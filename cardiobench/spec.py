@@ -1,4 +1,4 @@
-"""The task spec: a task's declarative protocol (``conf/task/<name>.yaml``), validated on load.
+"""The task spec: a task's declarative protocol (``cardiobench/tasks/<family>/<name>.yaml``), validated on load.
 
 Everything after prediction (evaluate, compare, external predictions, check, report) is driven by
 the spec alone, so those steps need no task code and no torch. A spec says
@@ -94,6 +94,8 @@ class TaskSpecSchema:
     tolerance: float = 0.0             # check: the largest tolerated worsening of the main score
     reference_baseline: str = "???"
     config_defaults: dict[str, Any] = field(default_factory=dict)
+    preprocess: Optional[str] = None   # the config key whose value the format's preprocess_config takes
+    #                                    (clip.size, image.size, or a whole section such as image)
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,7 @@ class TaskSpec:
     tolerance: float
     reference_baseline: str
     config_defaults: dict[str, Any]
+    preprocess: str | None = None
 
     @property
     def main_score_direction(self) -> str:

@@ -19,18 +19,20 @@ import math
 import os
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
 import torch.nn as nn
+from omegaconf import OmegaConf
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
 from . import distributed
+from .config import TrainSchema
 from .io import atomic_path
 
 log = logging.getLogger("cardiobench")
@@ -98,32 +100,14 @@ def batch_size_of(batch: Any) -> int:
 
 
 @dataclass
-class TrainConfig:
-    epochs: int
-    batch_size: int
-    lr: float
-    optimizer: str = "sgd"
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    lr_step_period: int | None = 15
-    lr_gamma: float = 0.1
-    schedule: str = "step"  # step (StepLR, EchoNet), cosine, cosine_restarts (per epoch); warmup_cosine, onecycle (per step)
-    warmup_fraction: float = 0.0  # warmup_cosine: linear warm-up over this fraction of all optimiser steps
-    head_lr: float | None = None  # models with param_groups(): lr for the head, ``lr`` for the backbone
-    accumulate: int = 1           # gradient accumulation: optimiser step every ``accumulate`` batches
-    grad_clip: float | None = None  # max global gradient norm
-    patience: int | None = None   # early stopping after this many epochs without a better score
-    val_every: int = 1            # validate every this many epochs (and at the last one)
-    channels_last: bool = False   # NHWC weights and inputs on CUDA (2D convolutions run faster)
-    sync_bn: bool = False         # under DDP on GPUs: BatchNorm statistics over all ranks (small per-GPU batches)
-    select_by: str = "val_loss"   # the epoch kept as best.pt: val_loss or a val_* metric of the task
-    select_mode: str = "min"      # min | max
-    num_workers: int = 0
+class TrainConfig(TrainSchema):
+    """The training loop's settings: the recipe's ``train`` section (:class:`cardiobench.config.TrainSchema`,
+    where each setting and its default is declared once) plus what the run adds."""
+
     seed: int = 0
     amp: bool = False
     device: str = "cpu"
     progress: bool = True
-    extra: dict = field(default_factory=dict)
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -174,14 +158,10 @@ def amp_setting(cfg: TrainConfig) -> tuple[bool, torch.dtype]:
 
 def train_config(cfg, device: str) -> TrainConfig:
     """The loop's settings from a resolved config (``train`` section, seed, profile, progress)."""
-    t = cfg.train
-    return TrainConfig(epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, optimizer=t.optimizer, momentum=t.momentum,
-                       weight_decay=t.weight_decay, lr_step_period=t.lr_step_period, lr_gamma=t.lr_gamma,
-                       schedule=t.schedule, num_workers=t.num_workers, seed=cfg.seed, amp=bool(cfg.profile.amp),
-                       device=device, progress=cfg.progress, warmup_fraction=t.warmup_fraction, head_lr=t.head_lr,
-                       accumulate=int(t.accumulate), grad_clip=t.grad_clip, patience=t.patience,
-                       select_by=t.select_by, select_mode=t.select_mode, val_every=int(t.val_every),
-                       channels_last=bool(t.channels_last), sync_bn=bool(t.sync_bn))
+    section = OmegaConf.to_container(cfg.train, resolve=True)
+    known = {f.name for f in fields(TrainSchema)}
+    return TrainConfig(**{k: v for k, v in section.items() if k in known}, seed=int(cfg.seed),
+                       amp=bool(cfg.profile.amp), device=device, progress=bool(cfg.progress))
 
 
 def run_epoch(model: nn.Module, loader: DataLoader, loss_fn: Callable, cfg: TrainConfig,

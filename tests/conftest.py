@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cardiobench.data import echonet_dynamic
+from cardiobench.tasks.echonet import format as echonet_dynamic
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"

@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cardiobench.data import acdc as A
 from cardiobench.data import get_format
 from cardiobench.errors import DataError
+from cardiobench.tasks.acdc import format as A
 
 ROOT = Path(__file__).resolve().parents[1]
 

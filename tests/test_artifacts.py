@@ -1,4 +1,4 @@
-"""MR artifacts (cardiobench.data.artifacts): seeded, monotone in severity, TorchIO underneath, no global RNG use."""
+"""MR artifacts (cardiobench.tasks.acdc.artifacts): seeded, monotone in severity, TorchIO underneath, no global RNG use."""
 from __future__ import annotations
 
 import random
@@ -10,7 +10,7 @@ import SimpleITK as sitk
 import torch
 import torchio as tio
 
-from cardiobench.data import artifacts as A
+from cardiobench.tasks.acdc import artifacts as A
 
 SPACING = (10.0, 1.5, 1.5)  # (z, h, w) mm
 TORCHIO_CLASS = {"motion": "Motion", "bias": "BiasField", "spike": "Spike", "gamma": "Gamma", "blur": "Blur",

@@ -10,9 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
-from cardiobench.data import echonet_dynamic
 from cardiobench.data.cache import ArrayCache, load_samples
 from cardiobench.data.video import read_avi
+from cardiobench.tasks.echonet import format as echonet_dynamic
 
 from .conftest import cli
 

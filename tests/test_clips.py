@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from cardiobench.data.clips import IMAGENET_MEAN, EchoClips
-from cardiobench.tasks.echo_inference import predict_all_clips
+from cardiobench.tasks.echonet.clips import IMAGENET_MEAN, EchoClips
+from cardiobench.tasks.echonet.inference import predict_all_clips
 from cardiobench.train import TrainConfig
 
 

@@ -1,4 +1,4 @@
-"""fVLM's disease-aware image-text contrastive loss (cardiobench.contrastive)."""
+"""fVLM's disease-aware image-text contrastive loss (cardiobench.tasks.ctrate.contrastive)."""
 from __future__ import annotations
 
 import math
@@ -11,8 +11,8 @@ import torch.multiprocessing as mp
 import torch.nn as nn
 from torch.testing import assert_close
 
-from cardiobench.contrastive import (NORMAL_TEMPLATE, OrganContrastiveLoss, Temperature, contrastive_loss,
-                                     organ_text_keys, pair_targets, text_key, text_keys)
+from cardiobench.tasks.ctrate.contrastive import (NORMAL_TEMPLATE, OrganContrastiveLoss, Temperature, contrastive_loss,
+                                                  organ_text_keys, pair_targets, text_key, text_keys)
 
 from .conftest import free_port
 

@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from cardiobench.data import acdc, ct_echo, ct_rate, echonet_dynamic
+from cardiobench.tasks.acdc import format as acdc
+from cardiobench.tasks.chest_ct import format as ct_echo
+from cardiobench.tasks.ctrate import format as ct_rate
+from cardiobench.tasks.echonet import format as echonet_dynamic
 
 from .conftest import _WORKDIR
 from .corpus.cases import CASES as DATA_CASES

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cardiobench.data import ct_echo
+from cardiobench.tasks.chest_ct import format as ct_echo
 
 from .conftest import cli
 
@@ -108,7 +108,7 @@ def test_cached_volume_equals_monai_pipeline(twin, tmp_path):
     """Our preprocessing (integrity-checked read + Merlin's transforms) stored in the cache equals MONAI's
     own LoadImaged pipeline from the file, to float16 precision, for every orientation and dtype."""
     from monai.transforms import (CenterSpatialCropd, Compose, EnsureChannelFirstd, LoadImaged, Orientationd,
-                                  ScaleIntensityRanged, SpatialPadd, Spacingd)
+                                  ScaleIntensityRanged, Spacingd, SpatialPadd)
 
     from cardiobench.data.cache import ArrayCache
 

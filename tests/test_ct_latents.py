@@ -7,10 +7,10 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from cardiobench.data.volumes import VolumeDataset, volume_augmentation
 from cardiobench.models import build
-from cardiobench.models.medvae import posterior_mean
-from cardiobench.tasks import ct_latents
+from cardiobench.tasks.chest_ct import latents as ct_latents
+from cardiobench.tasks.chest_ct.medvae import posterior_mean
+from cardiobench.tasks.chest_ct.volumes import VolumeDataset, volume_augmentation
 
 AE = dict(downsample=4, latent_channels=1, channels=[4, 8, 8], num_res_blocks=1, attention=False,
           mid_attention=False, checkpointing=False, weights=None)

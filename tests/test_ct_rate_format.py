@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cardiobench.data import ct_rate
 from cardiobench.errors import CardiobenchError, DataError
+from cardiobench.tasks.ctrate import format as ct_rate
 
 SHAPE = (12, 10, 6)
 HEADER_AFFINE = np.array([[-1.0, 0, 0, 30.0], [0, -1.0, 0, 20.0], [0, 0, 1.0, -50.0], [0, 0, 0, 1]])

@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cardiobench.data import ct_rate, get_format
+from cardiobench.data import get_format
 from cardiobench.data.cache import ArrayCache
-from cardiobench.data.ctrate_preprocess import classes_inside, group_inside
 from cardiobench.data.nifti import FileProblem
+from cardiobench.tasks.ctrate import format as ct_rate
+from cardiobench.tasks.ctrate.preprocess import classes_inside, group_inside
 
 from .conftest import cli
 

@@ -13,8 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cardiobench.data import ct_rate, ctrate_twin, organ_text, organs
-from cardiobench.data.twins import ctrate_phantom as cph
+from cardiobench.tasks.ctrate import format as ct_rate
+from cardiobench.tasks.ctrate import organ_text, organs
+from cardiobench.tasks.ctrate import phantom as cph
+from cardiobench.tasks.ctrate import twin as ctrate_twin
 
 N = 12
 

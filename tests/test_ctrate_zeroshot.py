@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 import torch
 
-from cardiobench.data import ct_rate, organ_text, organs
-from cardiobench.models.fvlm import patch_token_mask
-from cardiobench.tasks import zero_shot
-from cardiobench.tasks.ctrate_data import REPORT, Collate, CTRateDataset, model_groups, presence, token_masks
+from cardiobench.tasks.ctrate import format as ct_rate
+from cardiobench.tasks.ctrate import organ_text, organs, zero_shot
+from cardiobench.tasks.ctrate.data import REPORT, Collate, CTRateDataset, model_groups, presence, token_masks
+from cardiobench.tasks.ctrate.fvlm import patch_token_mask
 
 
 def test_prompt_families():
@@ -114,9 +114,9 @@ class _Recorder(_Tok):
 
 @pytest.mark.parametrize("amounts", [None, 3])
 def test_contrastive_step_reports_each_contributing_organ(amounts):
-    from cardiobench.contrastive import OrganContrastiveLoss
     from cardiobench.models import build
-    from cardiobench.tasks.ctrate_zeroshot import ContrastiveModel, contrastive_step
+    from cardiobench.tasks.ctrate.contrastive import OrganContrastiveLoss
+    from cardiobench.tasks.ctrate.ctrate_zeroshot import ContrastiveModel, contrastive_step
 
     torch.manual_seed(0)
     groups, _, _ = model_groups("4", "v2", True, "whole_image")

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from cardiobench.data import nifti, textfile
-from cardiobench.data.ct_echo import geometry_problems
 from cardiobench.data.problems import require_splits, split_problems
 from cardiobench.errors import DataError
+from cardiobench.tasks.chest_ct.format import geometry_problems
 
 TEXT = "FileName,EF\n0XAB,55.5\n"
 

@@ -19,7 +19,7 @@ from .conftest import _WORKDIR, cli
 
 COMMON = ["--task", "echonet_ef", "--profile", "tiny", "progress=false", "report=false", "profile.threads=1",
           "train.epochs=4"]
-TOLERANCE = 0.5  # EF points: echonet_ef's gate tolerance (conf/task/echonet_ef.yaml)
+TOLERANCE = 0.5  # EF points: echonet_ef's gate tolerance (cardiobench/tasks/echonet/echonet_ef.yaml)
 
 
 def _torchrun(run_dir: Path, cache: Path, *extra: str, wait: bool = True):

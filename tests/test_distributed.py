@@ -13,7 +13,7 @@ import torch.multiprocessing as mp
 from torch.testing import assert_close
 
 from cardiobench import distributed
-from cardiobench.contrastive import contrastive_loss, text_keys
+from cardiobench.tasks.ctrate.contrastive import contrastive_loss, text_keys
 
 from .conftest import free_port
 

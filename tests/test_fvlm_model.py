@@ -7,12 +7,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cardiobench.contrastive import OrganContrastiveLoss
 from cardiobench.errors import CardiobenchError
 from cardiobench.models import build
-from cardiobench.models.fvlm import (OrganQueryAttention, default_feature_layers, organ_masks_from_labels,
-                                     patch_token_mask, vit_encoder)
-from cardiobench.models.text_encoder import WordPieceTokenizer, bert_text_encoder, text_tokenizer
+from cardiobench.tasks.ctrate.contrastive import OrganContrastiveLoss
+from cardiobench.tasks.ctrate.fvlm import (OrganQueryAttention, default_feature_layers, organ_masks_from_labels,
+                                           patch_token_mask, vit_encoder)
+from cardiobench.tasks.ctrate.text_encoder import WordPieceTokenizer, bert_text_encoder, text_tokenizer
 
 ORGANS = ["lung", "heart", "aorta"]
 IMG, PATCH = (8, 16, 16), (4, 8, 8)  # [Z, X, Y]; a 2 x 2 x 2 patch grid
@@ -176,7 +176,7 @@ def test_paper_image_encoder_is_monai_vit_b():
 
 
 def test_conv_stem_keeps_the_token_grid():
-    from cardiobench.models.vit_stem import stem_grid, stem_strides
+    from cardiobench.tasks.ctrate.vit_stem import stem_grid, stem_strides
 
     strides, rest = stem_strides((16, 32, 16), 4)  # the paper's patch, four stages: the ViT patchifies 1 x 2 x 1
     assert strides == [(2, 2, 2)] * 4 and rest == (1, 2, 1) and stem_grid((112, 352, 256), strides) == (7, 22, 16)
@@ -269,7 +269,7 @@ def test_missing_local_weights_folder_is_an_error(offline, tmp_path):
 def test_fused_attention_equals_monai_einsum_path_and_drops_out_only_in_training():
     from monai.networks.blocks.selfattention import SABlock
 
-    from cardiobench.models.fvlm import fused_attention
+    from cardiobench.tasks.ctrate.fvlm import fused_attention
 
     torch.manual_seed(0)
     plain, fused = SABlock(32, 4, dropout_rate=0.2, qkv_bias=True), SABlock(32, 4, dropout_rate=0.2, qkv_bias=True)

@@ -19,7 +19,7 @@ Resolution:
 * Imports by name count too: in a module that calls ``importlib.import_module``
   (or ``__import__``), every string literal that names one of our modules is an
   edge to it. That is how the format and task registries load their built-ins
-  lazily (``BUILTIN = {"ct_rate": "cardiobench.data.ct_rate", ...}``); a
+  lazily (``BUILTIN = {"ct_rate": "cardiobench.tasks.ctrate.format", ...}``); a
   built-in that imports its registry back is a cycle like any other.
 
 Package ``__init__`` edges: importing ``cardiobench.data.x`` runs

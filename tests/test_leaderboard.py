@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cardiobench.data import echonet_dynamic
+from cardiobench.tasks.echonet import format as echonet_dynamic
 
 from .conftest import ROOT, cli
 
@@ -139,7 +139,7 @@ def _hostile_baseline(folder: Path) -> Path:
     import yaml
 
     (folder / "baselines").mkdir(parents=True)
-    recipe = yaml.safe_load((ROOT / "baselines" / "echonet_dynamic_r2plus1d.yaml").read_text())
+    recipe = yaml.safe_load((ROOT / "baselines" / "echonet" / "echonet_dynamic_r2plus1d.yaml").read_text())
     recipe["baseline"] = {"name": "hostile_meta", "task": "echonet_ef", "title": HOSTILE["title"],
                           "citation": {"text": HOSTILE["citation"], "doi": HOSTILE["doi"]},
                           "published": [{"metric": "mae", "value": 4.2, "definition": HOSTILE["definition"],
@@ -237,7 +237,8 @@ def test_site_in_headless_chromium(external_runs, runs_root, tmp_path, monkeypat
 
 
 def test_downloads_neither_run_nor_lose_hostile_text():
-    from cardiobench.report import _csv_cell, _json_text
+    from cardiobench.report.downloads import csv_cell as _csv_cell
+    from cardiobench.report.downloads import json_text as _json_text
 
     recs = [{"baseline": XSS, "run": "=HYPERLINK(\"http://x\")", "mae": -1.5, "note": "-3.2", "other": "@SUM(A1)"}]
     assert json.loads(_json_text(recs)) == recs and "<" not in _json_text(recs) and "&" not in _json_text(recs)
@@ -248,12 +249,14 @@ def test_downloads_neither_run_nor_lose_hostile_text():
 def test_figures_keep_markup_and_dollars_as_text():
     """Sample ids and names reach figure titles and tick labels: SVG text escaped, no mathtext."""
     from cardiobench.report import plots
+    from cardiobench.tasks.ctrate.figures import organ_label_overlays
+    from cardiobench.tasks.echonet.figures import area_curve_plot
 
     bad = '<img src=x onerror=alert(1)> $\\frac{$ & ]]>'
-    svgs = [plots.area_curves([(bad, np.arange(10.0), np.array([1, 5]), np.array([5]))]),
+    svgs = [area_curve_plot([(bad, np.arange(10.0), np.array([1, 5]), np.array([5]))]),
             plots.forest_plot([(bad, {"value": 0.6, "low": 0.5, "high": 0.7})]),
             plots.dice_by_sample({bad: np.array([0.8, 0.9])}, {bad: 0.85}),
-            plots.organ_label_overlays([(bad, np.zeros((8, 8)), np.ones((8, 8), int))], [bad])]
+            organ_label_overlays([(bad, np.zeros((8, 8)), np.ones((8, 8), int))], [bad])]
     for svg in svgs:
         assert "<img" not in svg and "&lt;img src=x onerror=alert(1)&gt; $\\frac{$ &amp; ]]&gt;" in svg
 
@@ -262,6 +265,7 @@ def test_two_runs_finishing_at_once_both_reach_the_page(external_runs, tmp_path,
     """Run A's renderer reads the runs, then is held up; run B finishes and renders; A renders last.
     A's page must still show B: the runs are read under the site lock, so B waits for A and reads after."""
     import cardiobench.report as report
+    import cardiobench.report.rows as rows
     from cardiobench.runs import Run
 
     root, site = tmp_path / "runs", tmp_path / "site"
@@ -270,7 +274,7 @@ def test_two_runs_finishing_at_once_both_reach_the_page(external_runs, tmp_path,
     shutil.copytree(external_runs["noisy"], b)
     Run(b).update_manifest(status="running")
     read, go = threading.Event(), threading.Event()
-    real = report._row
+    real = rows.run_row
 
     def slow_row(run, spec):
         row = real(run, spec)
@@ -279,7 +283,7 @@ def test_two_runs_finishing_at_once_both_reach_the_page(external_runs, tmp_path,
             go.wait(10)  # A holds what it read (b still running) while b finishes
         return row
 
-    monkeypatch.setattr(report, "_row", slow_row)
+    monkeypatch.setattr(report, "run_row", slow_row)  # the name render_site reads
     ta = threading.Thread(target=report.render_site, args=([root], site, False), name="A")
     ta.start()
     assert read.wait(30)

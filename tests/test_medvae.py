@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from cardiobench.errors import CardiobenchError
 from cardiobench.models import build
-from cardiobench.models.medvae import kl_divergence, posterior_mean, vae_loss
+from cardiobench.tasks.chest_ct.medvae import kl_divergence, posterior_mean, vae_loss
 
 TINY_AE = dict(channels=(8, 16, 16), num_res_blocks=1)
 TINY_SE = dict(layers=(1, 1, 1, 1), width=8)

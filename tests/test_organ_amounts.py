@@ -8,8 +8,8 @@ from scipy import ndimage as ndi
 
 from cardiobench.errors import CardiobenchError
 from cardiobench.models import build
-from cardiobench.models.organ_amounts import (BODY_LEVEL, OrganAmounts, check_views, organ_profile, outside_region,
-                                              profile_channels, thresholds)
+from cardiobench.tasks.ctrate.organ_amounts import (BODY_LEVEL, OrganAmounts, check_views, organ_profile,
+                                                    outside_region, profile_channels, thresholds)
 
 from .test_fvlm_model import IMG, ORGANS, TINY, _masks
 

@@ -7,9 +7,9 @@ import math
 
 import pytest
 
-from cardiobench.data import organ_text as ot
-from cardiobench.data.organs import ORGANS_24, ORGANS_4
 from cardiobench.errors import DataError
+from cardiobench.tasks.ctrate import organ_text as ot
+from cardiobench.tasks.ctrate.organs import ORGANS_4, ORGANS_24
 
 # ----------------------------------------------------------------------------- sentences
 

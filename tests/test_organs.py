@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cardiobench.data import organs
 from cardiobench.errors import DataError
+from cardiobench.tasks.ctrate import organs
 
 # Spot checks against totalsegmentator/map_to_binary.py (v2: tag v2.18.0 "total"; v1: tag v1.5.7 "total").
 V2_IDS = {1: "spleen", 2: "kidney_right", 5: "liver", 10: "lung_upper_lobe_left", 14: "lung_lower_lobe_right",

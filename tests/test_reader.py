@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cardiobench.data import echonet_dynamic as E
 from cardiobench.errors import DataError
+from cardiobench.tasks.echonet import format as E
 
 from .conftest import cli
 

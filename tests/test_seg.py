@@ -8,10 +8,11 @@ from scipy.signal import find_peaks
 from sklearn.metrics import f1_score
 
 from cardiobench import stats
-from cardiobench.data import beats, echonet_dynamic
-from cardiobench.data.twins import echo_phantom
 from cardiobench.losses import LOSSES
 from cardiobench.models import build
+from cardiobench.tasks.echonet import beats
+from cardiobench.tasks.echonet import format as echonet_dynamic
+from cardiobench.tasks.echonet import twin as echo_phantom
 
 
 def _phantom_tracing(seed: int, which: int = 0):

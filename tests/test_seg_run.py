@@ -127,7 +127,7 @@ def test_auto_finds_the_newest_finished_segmentation_run_on_the_same_data(seg_ru
     from omegaconf import OmegaConf
 
     from cardiobench.data.source import DataSource
-    from cardiobench.tasks.echo_inference import segmentation_sizes
+    from cardiobench.tasks.echonet.inference import segmentation_sizes
 
     d, _ = seg_run
     fp = json.loads((d / "manifest.json").read_text())["data"]["fingerprint"]

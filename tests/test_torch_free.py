@@ -12,7 +12,7 @@ from .runmaker import ef_predictions, make_run, split_twin, truth_of
 
 GENERIC = ["cardiobench.report", "cardiobench.compare", "cardiobench.check", "cardiobench.external",
            "cardiobench.evaluation", "cardiobench.config", "cardiobench.cli", "cardiobench.evaluation.surface",
-           "cardiobench.tasks.acdc_scoring", "cardiobench.data.acdc"]
+           "cardiobench.tasks.acdc.scoring", "cardiobench.tasks.acdc.format"]
 
 # As if torch were not installed: importing it (or torchvision) raises ImportError.
 NO_TORCH = """import sys

@@ -7,9 +7,9 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from cardiobench.data import echonet_dynamic as E
-from cardiobench.data.twins import echo_phantom as P
 from cardiobench.data.video import read_avi
+from cardiobench.tasks.echonet import format as E
+from cardiobench.tasks.echonet import twin as P
 
 
 def test_layout_and_headers(twin):

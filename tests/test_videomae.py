@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 import torch
 
-from cardiobench.losses import LOSSES, clinical_weights, clinical_weights_as_written, weighted_mse
+from cardiobench.losses import LOSSES
 from cardiobench.models import build
+from cardiobench.tasks.echonet.losses import clinical_weights, clinical_weights_as_written, weighted_mse
 from cardiobench.train import TrainConfig, build_optimizer, build_scheduler, enable_dropout
 
 from .conftest import cli

@@ -14,20 +14,21 @@ include path or the ``cardiobench.formats`` entry points) provides::
     companions(path) -> [Path]             optional: the other files a sample is decoded from (its
                                            ground truth...); editing one refreshes the cached sample
 
-A format module builds its object with :func:`module_format` (:mod:`cardiobench.data.format`, which
-also holds the :class:`Format` protocol); it imports that module, never this registry.
+A format module builds its object ``FORMAT`` with :func:`module_format` (:mod:`cardiobench.data.format`,
+which also holds the :class:`Format` protocol); a family declares the module (``FORMATS`` in its
+``__init__.py``) and the registry imports and registers it on first lookup.
 """
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
-from ..errors import CardiobenchError
+from .. import families
+from ..registry import Registry
 from .format import FUNCTIONS, Format, module_format  # noqa: F401  (module_format: imported from here too)
 
-BUILTIN = {"echonet_dynamic": "cardiobench.data.echonet_dynamic", "acdc": "cardiobench.data.acdc",
-           "ct_echo": "cardiobench.data.ct_echo", "ct_rate": "cardiobench.data.ct_rate"}
-_FORMATS: dict[str, Any] = {}
+FORMATS: Registry[Any] = Registry("format", lambda: families.formats(),
+                                  hint="out-of-tree formats: CARDIOBENCH_INCLUDE=folder",
+                                  on_import=lambda name, module: register_format(name, module.FORMAT))
 
 
 def register_format(name: str, fmt: Any) -> Any:
@@ -35,27 +36,14 @@ def register_format(name: str, fmt: Any) -> Any:
     missing = [a for a in (*FUNCTIONS, "twin_version", "index_files") if not hasattr(fmt, a)]
     if missing:
         raise TypeError(f"format {name!r} lacks {', '.join(missing)}")
-    _FORMATS[name] = fmt
-    return fmt
+    return FORMATS.register(name, fmt, origin=getattr(fmt, "origin", None))
 
 
 def format_names(plugins_too: bool = True) -> list[str]:
     """Known formats; ``plugins_too=False`` skips importing include-path code (cheap, for --help)."""
-    if plugins_too:
-        from .. import plugins
-
-        plugins.load_code()
-    return sorted({*BUILTIN, *_FORMATS})
+    return FORMATS.names(plugins_too)
 
 
 def get_format(name: str) -> Format:
     """The format registered as ``name`` (CardiobenchError listing the known ones otherwise)."""
-    if name not in _FORMATS and name in BUILTIN:
-        register_format(name, importlib.import_module(BUILTIN[name]).FORMAT)
-    if name not in _FORMATS:
-        from .. import plugins
-
-        plugins.load_code()
-    if name not in _FORMATS:
-        raise CardiobenchError(f"no reader for format {name!r}; known: {', '.join(format_names())}")
-    return _FORMATS[name]
+    return FORMATS.get(name)

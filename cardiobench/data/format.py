@@ -32,7 +32,7 @@ def module_format(module: ModuleType, description: str, index_files: tuple[str, 
     plus the named ``extras`` (format-specific readers such as ``read_case``) and plain ``attrs``
     (e.g. ``default_twin_n``, the size ``data synth`` writes when no ``--n`` is given)."""
     fmt = SimpleNamespace(name=module.NAME, twin_version=module.TWIN_VERSION, index_files=tuple(index_files),
-                          description=description, **attrs)
+                          description=description, origin=f"{module.__name__} ({module.__file__})", **attrs)
     for fn in (*FUNCTIONS, *extras):
         setattr(fmt, fn, getattr(module, fn))
     return fmt

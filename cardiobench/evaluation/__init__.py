@@ -14,7 +14,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
+from ..errors import CardiobenchError, DataError
 from ..spec import MetricSpec, TaskSpec
 from .metrics import Context, get_metric
 
@@ -22,15 +22,20 @@ log = logging.getLogger("cardiobench")
 
 
 def ci_context(ci: Mapping[str, Any] | None, samples: str = "samples") -> Context:
-    """The CI convention: ours (95 % BCa, 9 999 resamples) or the original EchoNet code's (90 %)."""
+    """The CI convention: ours (``ci.mode=default``: the ``ci`` section, 95 % BCa and 9 999 resamples by
+    default) or a named convention of a family's (``CI_MODES``: e.g. ``echonet``, the original EchoNet
+    code's 5th-95th percentiles)."""
+    from .. import families
     from ..config import CISchema
 
     d = CISchema()  # the defaults' one place; a run's config (or an external one) may omit the section
     ci = {"mode": d.mode, "level": d.level, "method": d.method, "n_resamples": d.n_resamples, **dict(ci or {})}
-    if ci["mode"] == "echonet":
-        return Context(level=0.90, method="percentile", n_resamples=10000, samples=samples,
-                       label="echonet: 5th-95th bootstrap percentiles, 10 000 resamples (a 90 % interval, "
-                             "as the original code)")
+    if ci["mode"] != "default":
+        modes = families.ci_modes()
+        if ci["mode"] not in modes:
+            raise CardiobenchError(f"ci.mode={ci['mode']!r} is not a CI convention; known: "
+                                   f"{', '.join(['default', *modes])}")
+        return Context(**modes[ci["mode"]], samples=samples)
     return Context(level=float(ci["level"]), method=str(ci["method"]), n_resamples=int(ci["n_resamples"]),
                    samples=samples, label="default")
 

@@ -16,7 +16,7 @@ from scipy import stats as scipy_stats
 from .. import stats
 from ..stats.roc import auc_ci, auc_paired_test
 from . import binary_metrics, multilabel_metrics, volume_metrics  # noqa: F401  (register the row metrics)
-from .registry import (_REGISTRY, Context, Metric, _col, _comparison, _entry, get_metric, names,  # noqa: F401
+from .registry import (METRICS, Context, Metric, _col, _comparison, _entry, get_metric, names,  # noqa: F401
                        register_metric)
 
 

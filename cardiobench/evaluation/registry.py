@@ -20,8 +20,9 @@ from typing import Any, Callable, Protocol
 import numpy as np
 import pandas as pd
 
-from .. import stats
+from .. import families, stats
 from ..errors import CardiobenchError
+from ..registry import Registry, origin_of
 
 
 @dataclass(frozen=True)
@@ -47,33 +48,32 @@ class Metric(Protocol):
     def compute(self, rows: pd.DataFrame, args: dict, ctx: Context) -> dict | None: ...
 
 
-_REGISTRY: dict[str, Any] = {}
+METRICS: Registry[Any] = Registry("metric function", lambda: families.metrics(),
+                                  hint="out-of-tree metrics: package.module:name in the spec")
 
 
 def register_metric(name: str) -> Callable:
     """Class decorator: ``@register_metric("mae")`` on a class with ``compute`` (and ``compare``)."""
     def deco(cls):
-        _REGISTRY[name] = cls()
+        METRICS.register(name, cls(), origin=origin_of(cls))
         return cls
     return deco
 
 
 def get_metric(name: str) -> Any:
     """A registered metric, or one imported from ``package.module:name`` (out-of-tree tasks)."""
-    if name in _REGISTRY:
-        return _REGISTRY[name]
-    if ":" in name:
-        module, _, attr = name.partition(":")
-        try:
-            obj = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError) as exc:
-            raise CardiobenchError(f"metric {name!r} cannot be imported ({exc})") from None
-        return obj() if isinstance(obj, type) else obj
-    raise CardiobenchError(f"unknown metric function {name!r}; registered: {', '.join(sorted(_REGISTRY))}")
+    if ":" not in name:
+        return METRICS.get(name)
+    module, _, attr = name.partition(":")
+    try:
+        obj = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise CardiobenchError(f"metric {name!r} cannot be imported ({exc})") from None
+    return obj() if isinstance(obj, type) else obj
 
 
 def names() -> list[str]:
-    return sorted(_REGISTRY)
+    return sorted(METRICS.loaded())
 
 
 def _col(rows: pd.DataFrame, name: str) -> np.ndarray:

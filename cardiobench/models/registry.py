@@ -1,29 +1,27 @@
 """The model registry: architecture builders by name (``@register("unet")``, ``build(name, **cfg)``).
 
-Builder modules register here; :mod:`cardiobench.models` imports them all, so ``build`` sees every
-built-in once that package is imported."""
+Builders of general architectures live in :mod:`cardiobench.models` (imported by that package); a
+family's own models are declared in its ``MODELS`` and imported when first named."""
 from __future__ import annotations
 
 from typing import Callable
 
 import torch.nn as nn
 
-from ..errors import CardiobenchError
+from .. import families
+from ..registry import Registry
 from .weights import fresh_parts
 
-_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+MODELS: Registry[Callable[..., nn.Module]] = Registry(
+    "model", lambda: families.models(), hint="out-of-tree models: CARDIOBENCH_INCLUDE=folder or an entry point")
 
 
 def register(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        _REGISTRY[name] = fn
-        return fn
-
-    return deco
+    return MODELS.decorator(name)
 
 
 def names() -> list[str]:
-    return sorted(_REGISTRY)
+    return MODELS.names()
 
 
 def build(name: str, **kwargs) -> nn.Module:
@@ -31,10 +29,9 @@ def build(name: str, **kwargs) -> nn.Module:
 
     ``fresh``: the parts a recipe trains fresh on loaded weights (``model.fresh``, see
     :mod:`cardiobench.models.weights`); taken here so that no builder needs the option."""
-    if name not in _REGISTRY:
-        raise CardiobenchError(f"unknown model {name!r}; registered: {', '.join(names())}")
+    builder = MODELS.get(name)
     fresh = kwargs.pop("fresh", None)
     if isinstance(fresh, str):
         fresh = [fresh]
     with fresh_parts(fresh):
-        return _REGISTRY[name](**kwargs)
+        return builder(**kwargs)

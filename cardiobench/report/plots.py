@@ -13,8 +13,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from matplotlib.colors import to_rgb  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
 
 from .. import stats  # noqa: E402
 
@@ -32,7 +30,7 @@ def to_svg(fig) -> str:
     return text[text.index("<svg"):]
 
 
-def predicted_vs_true(y: np.ndarray, p: np.ndarray, unit: str = "EF %") -> str:
+def predicted_vs_true(y: np.ndarray, p: np.ndarray, unit: str = "") -> str:
     fig, ax = plt.subplots(figsize=(3.6, 3.4))
     lo, hi = float(min(y.min(), p.min())) - 2, float(max(y.max(), p.max())) + 2
     ax.plot([lo, hi], [lo, hi], color="0.6", lw=1, ls="--", label="identity")
@@ -43,7 +41,7 @@ def predicted_vs_true(y: np.ndarray, p: np.ndarray, unit: str = "EF %") -> str:
     return to_svg(fig)
 
 
-def bland_altman_plot(y: np.ndarray, p: np.ndarray, unit: str = "EF %") -> str:
+def bland_altman_plot(y: np.ndarray, p: np.ndarray, unit: str = "") -> str:
     """Difference (predicted - true) against the mean, with bias, limits and their exact 95 % CIs."""
     r = stats.bland_altman(p, y, ci="exact")
     m = (p + y) / 2
@@ -96,7 +94,7 @@ def roc_plot(label: np.ndarray, score: np.ndarray, what: str, n_resamples: int =
     return to_svg(fig)
 
 
-def per_bin_errors(y: np.ndarray, p: np.ndarray, edges: list[float], unit: str = "EF %",
+def per_bin_errors(y: np.ndarray, p: np.ndarray, edges: list[float], unit: str = "",
                    n_resamples: int = 2000) -> str:
     """MAE per bin of the true value with 95 % percentile-bootstrap CIs and the bin sizes."""
     labels, maes, los, his, ns = [], [], [], [], []
@@ -160,21 +158,6 @@ def forest_plot(rows: list[tuple[str, dict]], xlabel: str = "AUC") -> str:
     return to_svg(fig)
 
 
-def area_curves(curves: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]) -> str:
-    """LV area against frame for a few videos: (label, area, human ED/ES frames, detected end-systoles)."""
-    fig, axes = plt.subplots(len(curves), 1, figsize=(4.8, 1.3 * len(curves) + 0.4), sharex=False, squeeze=False)
-    for ax, (label, area, human, found) in zip(axes[:, 0], curves):
-        ax.plot(np.arange(len(area)), area, color="tab:blue", lw=1)
-        ax.scatter(found, area[found], marker="v", color="tab:red", s=18, zorder=3, label="end-systole found")
-        ax.scatter(human, area[human], marker="o", facecolor="none", edgecolor="k", s=30, zorder=3, label="traced ED/ES")
-        ax.set_ylabel("area (px)")
-        ax.set_title(label, fontsize=8, loc="left")
-    axes[0, 0].legend(fontsize=7, frameon=False, loc="upper right")
-    axes[-1, 0].set_xlabel("frame")
-    fig.tight_layout()
-    return to_svg(fig)
-
-
 def heatmap(values: np.ndarray, rows: list[str], cols: list[str], title: str, cbar: str,
             annotations: list[list[str]] | None = None, cmap: str = "RdYlGn") -> str:
     """A rows x columns grid of numbers (e.g. Dice per artifact x severity), each cell annotated."""
@@ -187,28 +170,6 @@ def heatmap(values: np.ndarray, rows: list[str], cols: list[str], title: str, cb
     ax.set(xticks=range(len(cols)), xticklabels=cols, yticks=range(len(rows)), yticklabels=rows, title=title)
     ax.spines[:].set_visible(False)
     fig.colorbar(im, ax=ax, label=cbar, shrink=0.8)
-    return to_svg(fig)
-
-
-def mask_overlays(cases: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]], names: dict[int, str]) -> str:
-    """One panel per case: an image slice with the true (solid) and predicted (dashed) contour of each label."""
-    colors = ["tab:blue", "tab:orange", "tab:red", "tab:green"]
-    fig, axes = plt.subplots(1, len(cases), figsize=(2.6 * len(cases), 2.9), squeeze=False)
-    for ax, (title, image, truth, pred) in zip(axes[0], cases):
-        ax.imshow(image.T, cmap="gray", origin="lower")
-        for k, (value, name) in enumerate(names.items()):
-            c = colors[k % len(colors)]
-            if (truth == value).any():
-                ax.contour((truth == value).T.astype(float), levels=[0.5], colors=c, linewidths=1.0, origin="lower")
-            if (pred == value).any():
-                ax.contour((pred == value).T.astype(float), levels=[0.5], colors=c, linewidths=1.0,
-                           linestyles="dashed", origin="lower")
-        ax.set_title(title, fontsize=8)
-        ax.set_axis_off()
-    handles = [plt.Line2D([], [], color=colors[k % len(colors)], label=n) for k, n in enumerate(names.values())]
-    handles += [plt.Line2D([], [], color="k", label="truth"), plt.Line2D([], [], color="k", ls="--", label="prediction")]
-    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=7, frameon=False)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
     return to_svg(fig)
 
 
@@ -236,62 +197,4 @@ def reliability_plot(label: np.ndarray, prob: np.ndarray, what: str, bins: int =
     ax.legend(loc="upper left", fontsize=7, frameon=False)
     hx.bar((edges[:-1] + edges[1:]) / 2, np.bincount(which, minlength=bins), width=1 / bins * 0.9, color="0.6")
     hx.set(xlabel="predicted probability", ylabel="volumes")
-    return to_svg(fig)
-
-
-def _organ_palette(n: int) -> list:
-    """``n`` qualitative colours, the most distinct first: tab10's, then their light tab20 partners, then
-    tab20b's darks and mids (30 before they repeat). Colour ``k - 1`` is organ ``k``'s in every figure."""
-    t20, t20b = plt.get_cmap("tab20").colors, plt.get_cmap("tab20b").colors
-    base = list(t20[0::2]) + list(t20[1::2]) + list(t20b[0::4]) + list(t20b[2::4])
-    return [base[i % len(base)] for i in range(n)]
-
-
-def organ_loss_curves(epoch: np.ndarray, train: dict[str, np.ndarray],
-                      val: dict[str, np.ndarray] | None = None) -> str:
-    """Loss against epoch, one line per organ (NaN epochs left as gaps, each value a dot so a lone epoch
-    shows), training in one panel and, when given, validation in a second; one legend to the right."""
-    names = list(dict.fromkeys([*train, *(val or {})]))
-    colors = _organ_palette(len(names))
-    styles = ["-", "--", ":"]
-    panels = [("train", train)] + ([("validation", val)] if val else [])
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.0 * len(panels), 3.2), squeeze=False, sharey=True)
-    for ax, (what, curves) in zip(axes[0], panels):
-        for i, name in enumerate(names):
-            if name in curves:
-                ax.plot(epoch, curves[name], color=colors[i], ls=styles[(i // 10) % len(styles)], lw=1,
-                        marker="o", ms=2, label=name)
-        ax.set(xlabel="epoch", title=f"{what} loss per organ")
-    axes[0, 0].set_ylabel("loss")
-    handles = [plt.Line2D([], [], color=colors[i], ls=styles[(i // 10) % len(styles)], lw=1, marker="o", ms=2,
-                          label=n) for i, n in enumerate(names)]
-    fig.tight_layout()
-    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=6, frameon=False,
-               ncol=1 if len(names) <= 15 else 2)
-    return to_svg(fig)
-
-
-def organ_label_overlays(panels: list[tuple[str, np.ndarray, np.ndarray]], organs: list[str],
-                         alpha: float = 0.45) -> str:
-    """One panel per slice: the image in grey (values in [0, 1]) under its organ label map (0 background,
-    left clear; ``k`` the colour of ``organs[k - 1]``), and one legend of the organs seen in any panel."""
-    colors = np.array([to_rgb(c) for c in _organ_palette(max(len(organs), 1))])
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.9), squeeze=False)
-    seen: set[int] = set()
-    for ax, (title, image, labels) in zip(axes[0], panels):
-        labels = np.asarray(labels).astype(int)
-        ax.imshow(image, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-        inside = (labels > 0) & (labels <= len(organs))
-        rgba = np.zeros((*labels.shape, 4))
-        rgba[inside, :3] = colors[labels[inside] - 1]
-        rgba[inside, 3] = alpha
-        ax.imshow(rgba, interpolation="nearest")
-        seen.update(np.unique(labels[inside]).tolist())
-        ax.set_title(title, fontsize=7)
-        ax.set_axis_off()
-    handles = [Patch(color=colors[k - 1], alpha=alpha, label=organs[k - 1]) for k in sorted(seen)]
-    fig.tight_layout()
-    if handles:
-        fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=6, frameon=False,
-                   ncol=1 if len(handles) <= 15 else 2)
     return to_svg(fig)

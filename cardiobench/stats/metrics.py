@@ -66,9 +66,11 @@ def r2(y: np.ndarray, p: np.ndarray) -> float:
 
 
 def pearson_r(x: np.ndarray, y: np.ndarray) -> float:
+    """Pearson's r; NaN (undefined, no warning) when either side is constant."""
     x, y = np.asarray(x, float), np.asarray(y, float)
     xc, yc = x - x.mean(), y - y.mean()
-    return float((xc @ yc) / np.sqrt((xc @ xc) * (yc @ yc)))
+    denominator = np.sqrt((xc @ xc) * (yc @ yc))
+    return float((xc @ yc) / denominator) if denominator > 0 else float("nan")
 
 
 def midrank(x: np.ndarray) -> np.ndarray:

@@ -1,33 +1,18 @@
-"""Task code by name: the built-in tasks, include-path folders and ``cardiobench.tasks`` entry points.
+"""Tasks by name: the families' built-in tasks (one folder each, see :mod:`cardiobench.families`),
+include-path folders and ``cardiobench.tasks`` entry points.
 
-Importing this package loads no task (and no torch); :func:`get` imports what it needs.
+Importing this package loads no task (and no torch); :func:`get` imports what it needs. The generic
+task protocol is :mod:`cardiobench.tasks.base`; the shared data-preparation step is
+:mod:`cardiobench.tasks.prepare`.
 """
 from __future__ import annotations
 
-import importlib
-
-from ..errors import CardiobenchError
-
-BUILTIN = {"echonet_ef": "cardiobench.tasks.echonet_ef", "echonet_seg": "cardiobench.tasks.echonet_seg",
-           "acdc_seg": "cardiobench.tasks.acdc_seg", "ct_cardiac": "cardiobench.tasks.ct_cardiac",
-           "ctrate_zeroshot": "cardiobench.tasks.ctrate_zeroshot"}
+from .registry import TASKS
 
 
 def get(name: str):
     """An instance of the task registered as ``name`` (a ``.vN`` suffix names a version of it)."""
-    from .. import plugins
-    from .base import registered
-
-    base = name.split(".v")[0]
-    if base in BUILTIN:
-        importlib.import_module(BUILTIN[base])
-    if base not in registered():
-        plugins.load_code()
-    if base not in registered():
-        known = sorted({*BUILTIN, *registered()})
-        raise CardiobenchError(f"no task code registered for {name!r}; known: {', '.join(known)} "
-                               f"(out-of-tree tasks: CARDIOBENCH_INCLUDE=folder)")
-    return registered()[base]()
+    return TASKS.get(name.split(".v")[0])()
 
 
 def __getattr__(name: str):

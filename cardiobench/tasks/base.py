@@ -1,7 +1,7 @@
 """The task protocol: the few hooks a task spec cannot say.
 
 A task is a subclass of :class:`Task` registered with ``@register_task("name")`` (its spec is
-``conf/task/<name>.yaml``, or ``task/<name>.yaml`` in an include-path folder). The run itself is
+``<name>.yaml`` in its family's folder, or ``task/<name>.yaml`` in an include-path folder). The run itself is
 generic (:func:`cardiobench.pipeline.run_task`)::
 
     data  = task.datasets(cfg, run, source)         # read, validate, decode once, split
@@ -15,7 +15,7 @@ batch into a loss, so dict outputs, several heads and contrastive losses need no
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import pandas as pd
@@ -25,17 +25,20 @@ from omegaconf import DictConfig
 from torch.utils.data import Dataset
 
 from ..data.source import DataSource
-from ..errors import CardiobenchError
 from ..runs import Run
+from .prepare import Prepared
 
 
 @dataclass
 class TaskData:
-    """What ``datasets`` built: the training and validation sets, and whatever ``predict`` needs."""
+    """What ``datasets`` built: the training and validation sets, the prepared data (usable samples,
+    their arrays, the typed split: :func:`cardiobench.tasks.prepare.prepare`), and ``extras``, whatever
+    else ``predict`` needs, as a dataclass of the task's own."""
 
     train: Dataset
     val: Dataset
-    info: dict[str, Any] = field(default_factory=dict)
+    prepared: Prepared | None = None
+    extras: Any = None
     collate: Callable | None = None  # the loaders' collate_fn (None: torch's default)
 
 
@@ -58,9 +61,7 @@ class Task:
         """The training criterion named by ``train.loss``."""
         from ..losses import LOSSES
 
-        if cfg.train.loss not in LOSSES:
-            raise CardiobenchError(f"train.loss must be one of {', '.join(LOSSES)}, not {cfg.train.loss!r}")
-        return LOSSES[cfg.train.loss]
+        return LOSSES.get(str(cfg.train.loss))
 
     def training_step(self, model: nn.Module, batch: dict, loss_fn: Callable
                       ) -> torch.Tensor | tuple[torch.Tensor, dict[str, float]]:
@@ -85,19 +86,20 @@ class Task:
         return rows
 
 
-_TASKS: dict[str, type[Task]] = {}
-
-
 def register_task(name: str) -> Callable[[type[Task]], type[Task]]:
     """Class decorator registering a :class:`Task` subclass under ``name``."""
+    from .registry import TASKS
+
     def deco(cls: type[Task]) -> type[Task]:
         if not issubclass(cls, Task):
             raise TypeError(f"{cls.__name__} must subclass cardiobench.tasks.Task")
         cls.name = name
-        _TASKS[name] = cls
-        return cls
+        return TASKS.register(name, cls)
     return deco
 
 
 def registered() -> dict[str, type[Task]]:
-    return _TASKS
+    """The tasks imported so far."""
+    from .registry import TASKS
+
+    return TASKS.loaded()

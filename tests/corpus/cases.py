@@ -264,7 +264,7 @@ def _acdc_cases() -> list[Case]:
 
     def predicted_masks(root, scratch, edit: Callable[[list[Path]], None]) -> list[str]:
         """External predicted masks (challenge naming), made from the TEST ground truth, then broken."""
-        from cardiobench.data import acdc as fmt
+        from cardiobench.tasks.acdc import format as fmt
         samples, _ = fmt.index(root)
         masks = scratch / "predicted masks"
         masks.mkdir()
