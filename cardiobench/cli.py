@@ -129,7 +129,7 @@ def _parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="render the HTML leaderboard from run folders",
                          description="Render a static leaderboard site from run folders and published numbers.")
     rep.add_argument("runs", nargs="*", default=["runs"], help="run folders or parents of run folders (default: runs)")
-    rep.add_argument("--out", default=None, help="site folder (default: leaderboards/site)")
+    rep.add_argument("--out", default=None, help="site folder (default: leaderboards/site in the working folder)")
     rep.add_argument("--task", action="append", default=None, help="render only this task's page (repeatable)")
     return p
 
@@ -344,7 +344,8 @@ def cmd_data_cache(args: argparse.Namespace, fmt) -> int:
     from .data.cache import ArrayCache, cache_size_bytes
     from .data.source import resolve_source
 
-    task = args.task or next((t for t in task_names() if load_task(t).format == args.format), None)
+    readers = [t for t in task_names() if load_task(t).format == args.format]
+    task = args.task or next((t for t in readers if load_task(t).preprocess), readers[0] if readers else None)
     if task is None:
         raise CardiobenchError(f"no task reads format {args.format!r}; give --size and a folder")
     cfg = compose(task)

@@ -103,7 +103,7 @@ class RootSchema:
     resume: bool = False
     run_dir: Optional[str] = None   # default: <runs_root>/<task>/<baseline>/<profile>-s<seed>-<timestamp>
     runs_root: str = "runs"
-    site_dir: Optional[str] = None  # the leaderboard site; default leaderboards/site
+    site_dir: Optional[str] = None  # the leaderboard site; default leaderboards/site in the working folder
     progress: bool = True
     report: bool = True             # render the task's leaderboard page at the end of the run
     data: DataSchema = field(default_factory=DataSchema)

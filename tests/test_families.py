@@ -70,16 +70,14 @@ def test_a_model_name_taken_by_a_builtin_is_refused():
 
 def test_every_kind_of_registry_refuses_repeats():
     """Formats, tasks, models, metrics, losses and figure kinds: one Registry class, each refusing."""
-    from cardiobench.data import FORMATS
-    from cardiobench.evaluation.registry import METRICS
-    from cardiobench.losses import LOSSES
-    from cardiobench.models.registry import MODELS
-    from cardiobench.report.figures import KINDS
-    from cardiobench.tasks.registry import TASKS
+    from cardiobench.registry import REGISTRIES, registry
 
-    for reg, name in [(FORMATS, "acdc"), (TASKS, "acdc_seg"), (MODELS, "monai_unet"), (METRICS, "mae"),
-                      (LOSSES, "mse"), (KINDS, "roc")]:
-        assert isinstance(reg, Registry) and reg.find(name) is not None
+    names = {"format": "acdc", "task": "acdc_seg", "model": "monai_unet", "metric": "mae", "loss": "mse",
+             "figure kind": "roc"}
+    assert set(names) == set(REGISTRIES)
+    for kind, name in names.items():
+        reg = registry(kind)
+        assert isinstance(reg, Registry) and kind.split()[0] in reg.kind and reg.find(name) is not None
         with pytest.raises(DuplicateName, match="defined twice"):
             reg.register(name, _other)
 

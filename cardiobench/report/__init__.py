@@ -23,7 +23,7 @@ from markupsafe import Markup
 
 from .. import seeds
 from ..alignment import one_variant
-from ..config import LEADERBOARDS_DIR, TEMPLATES_DIR, load_task, spec_of, task_files
+from ..config import TEMPLATES_DIR, load_task, spec_of, task_files
 from ..errors import CardiobenchError
 from ..io import file_lock, sweep_temporaries, write_text
 from ..runs import find_runs
@@ -35,9 +35,13 @@ SITE_LOCK = ".render.lock"  # also the site's marker: temporaries are swept only
 log = logging.getLogger("cardiobench")
 
 
+# Beside the runs, in the working folder (as runs/ is): never inside the installed package.
+DEFAULT_SITE = Path("leaderboards") / "site"
+
+
 def site_dir(out: str | Path | None) -> Path:
     """The site folder (``--out``, ``site_dir=``); CardiobenchError when that path is a file."""
-    site = Path(out) if out else LEADERBOARDS_DIR / "site"
+    site = Path(out) if out else DEFAULT_SITE
     if site.exists() and not site.is_dir():
         raise CardiobenchError(f"{site}: the report's output must be a folder (the site: index.html, one page per "
                                f"task and its downloads), but this is a file; give a folder, new or existing")
