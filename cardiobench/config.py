@@ -119,13 +119,14 @@ class RootSchema:
 
 def _typed(name: str, value: Any) -> tuple[Any, Any]:
     """(type, dataclass field) of one setting, typed by its declared default: a mapping is a nested
-    schema, a number, string or flag its own type, null or a list anything (a recipe fills it)."""
+    schema, a number, string or flag its own type, a list anything; each may be set to null (a setting
+    such as ``eval.segmentation_run: auto`` is switched off that way)."""
     if isinstance(value, dict):
         schema = make_dataclass(f"{name.title().replace('.', '').replace('_', '')}Schema",
                                 [(k, *_typed(f"{name}.{k}", v)) for k, v in value.items()])
-        return schema, field(default_factory=schema)
+        return Optional[schema], field(default_factory=schema)
     if isinstance(value, bool) or isinstance(value, (int, float, str)):
-        return type(value), field(default=value)
+        return Optional[type(value)], field(default=value)
     if value is None:
         return Optional[Any], field(default=None)
     return Any, field(default_factory=lambda v=value: list(v) if isinstance(v, list) else v)

@@ -110,23 +110,3 @@ class Registry(Generic[T]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
-
-
-# Every registry of the package, by the kind of name it holds: where each lives (module, attribute).
-# Each is next to what it registers; this table is the one place that lists them all.
-REGISTRIES = {
-    "format": ("cardiobench.data", "FORMATS"),
-    "task": ("cardiobench.tasks.registry", "TASKS"),
-    "model": ("cardiobench.models.registry", "MODELS"),
-    "metric": ("cardiobench.evaluation.registry", "METRICS"),
-    "loss": ("cardiobench.losses", "LOSSES"),
-    "figure kind": ("cardiobench.report.figures", "KINDS"),
-}
-
-
-def registry(kind: str) -> Registry:
-    """The registry of ``kind`` (a key of :data:`REGISTRIES`; the model and loss ones import torch)."""
-    if kind not in REGISTRIES:
-        raise CardiobenchError(f"no registry of {kind!r}; the kinds are {', '.join(REGISTRIES)}")
-    module, attr = REGISTRIES[kind]
-    return getattr(importlib.import_module(module), attr)

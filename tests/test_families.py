@@ -70,7 +70,7 @@ def test_a_model_name_taken_by_a_builtin_is_refused():
 
 def test_every_kind_of_registry_refuses_repeats():
     """Formats, tasks, models, metrics, losses and figure kinds: one Registry class, each refusing."""
-    from cardiobench.registry import REGISTRIES, registry
+    from cardiobench.registries import REGISTRIES, registry
 
     names = {"format": "acdc", "task": "acdc_seg", "model": "monai_unet", "metric": "mae", "loss": "mse",
              "figure kind": "roc"}
