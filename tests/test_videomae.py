@@ -72,7 +72,7 @@ def test_mc_dropout_only_touches_dropout_layers():
     assert draws.std() > 0
 
 
-@pytest.mark.slow  # a 5-minute training: .ci/run runs it after the smoke reproductions (-m slow)
+@pytest.mark.slow  # a full smoke training (1.6 min alone on 2 cores): .ci/run runs it after the smoke reproductions
 def test_videomae_smoke_learns_with_uncertainty(tmp_path, smoke_cache):
     run = tmp_path / "videomae"
     cli("run", "--task", "echonet_ef", "--baseline", "videomae_ef", "--run-dir", str(run), "progress=false",
