@@ -26,9 +26,10 @@ from .config import spec_of
 from .errors import CardiobenchError
 from .io import write_json, write_text
 from .runs import Run, now_iso
+from .stats import format_p
 
 ALPHA = 0.05
-N_RESAMPLES = 9999
+N_RESAMPLES = evaluation.COMPARE_RESAMPLES
 REFERENCE_KEYS = ("task", "metric", "direction", "value", "low", "high", "tolerance", "predictions")
 
 
@@ -131,7 +132,9 @@ def check(run: Run, reference: str | Path, alpha: float = ALPHA) -> CheckResult:
     beyond = worse_by > tol
     desc = (f"{metric} = {test['a']:.4g} vs reference {test['b']:.4g} on the same {len(mine)} samples "
             f"({direction} is better): worse by {worse_by:+.4g} (tolerance {tol:g}); one-sided {test['test']}: "
-            f"p = {test['p_value']:.3g} (alpha {alpha:g})")
+            f"p = {format_p(test['p_value'], test.get('p_floor'))} (alpha {alpha:g})"
+            + (f"; two-sided p = {format_p(test['p_two_sided'], 2 * (test.get('p_floor') or 0) or None)}, as compare "
+               f"and the leaderboard report for this pair" if test.get("p_two_sided") is not None else ""))
     if not (significant or beyond):
         return CheckResult(True, [f"OK: {desc}"])
     why = [w for w, hit in (("significantly worse", significant), ("worse by more than the tolerance", beyond)) if hit]

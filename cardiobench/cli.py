@@ -78,7 +78,9 @@ def _parser() -> argparse.ArgumentParser:
                                  "(a seed group: compared by a two-level bootstrap, seeds then patients)")
     c.add_argument("run_b", help="run folder B, or a seed group's folder")
     c.add_argument("--json", metavar="OUT", help="also write the comparison to this JSON file")
-    c.add_argument("--n-resamples", type=int, default=9999, help="bootstrap resamples (default 9999)")
+    c.add_argument("--n-resamples", type=int, default=9999,
+                   help="bootstrap resamples (default 9999, what check and the leaderboard use, so their p-values "
+                        "agree with this one; seed groups: at most 2000, as on the leaderboard)")
     c.add_argument("--level", type=float, default=0.95, help="confidence level of the intervals (default 0.95)")
 
     k = sub.add_parser("check", help="CI gate: fail when a run's primary metric regressed",
@@ -260,6 +262,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from .compare import compare_runs, compare_seed_groups, format_table, seed_group
     from .io import write_json
+    from .seeds import N_RESAMPLES as SEED_RESAMPLES
 
     if not 0 < args.level < 1:
         raise CardiobenchError(f"--level must lie between 0 and 1 (e.g. 0.95), not {args.level}")
@@ -272,7 +275,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print(format_table(rows, str(a.path), str(b.path), level=args.level))
         result = {"a": str(a.path), "b": str(b.path), "comparisons": rows}
     else:
-        rows, per_seed = compare_seed_groups(ga, gb, level=args.level, n_resamples=min(args.n_resamples, 2000))
+        rows, per_seed = compare_seed_groups(ga, gb, level=args.level, n_resamples=min(args.n_resamples, SEED_RESAMPLES))
         name_a, name_b = (f"{p} (seeds {', '.join(str(r.config().get('seed')) for r in g)}: mean over seeds)"
                           for p, g in ((args.run_a, ga), (args.run_b, gb)))
         print(format_table(rows, name_a, name_b, level=args.level))

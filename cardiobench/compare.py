@@ -10,8 +10,10 @@ from .alignment import align_predictions, one_variant  # noqa: F401  (one_varian
 from .config import spec_of
 from .errors import CardiobenchError
 from .runs import Run, find_runs
+from .seeds import N_RESAMPLES as SEED_RESAMPLES
 from .seeds import compare_groups, recipe_key
 from .spec import TaskSpec
+from .stats import format_p
 
 
 def align(run_a: Run, run_b: Run) -> tuple[pd.DataFrame, pd.DataFrame, TaskSpec]:
@@ -24,7 +26,8 @@ def align(run_a: Run, run_b: Run) -> tuple[pd.DataFrame, pd.DataFrame, TaskSpec]
     return a, b, spec
 
 
-def compare_runs(run_a: Run, run_b: Run, level: float = 0.95, n_resamples: int = 9999) -> list[dict]:
+def compare_runs(run_a: Run, run_b: Run, level: float = 0.95,
+                 n_resamples: int = evaluation.COMPARE_RESAMPLES) -> list[dict]:
     a, b, spec = align(run_a, run_b)
     return evaluation.compare(a, b, spec, level=level, n_resamples=n_resamples)
 
@@ -50,7 +53,7 @@ def seed_group(path: str | Path) -> list[Run]:
 
 
 def compare_seed_groups(a: list[Run], b: list[Run], level: float = 0.95,
-                        n_resamples: int = 2000) -> tuple[list[dict], dict[str, dict]]:
+                        n_resamples: int = SEED_RESAMPLES) -> tuple[list[dict], dict[str, dict]]:
     """Each compared (primary-variant) metric of two seed groups on the same test samples: the difference
     of the means over seeds with its two-level bootstrap interval and p-value (``cardiobench.seeds``),
     and per metric the per-seed differences of the seeds both groups ran."""
@@ -63,7 +66,7 @@ def compare_seed_groups(a: list[Run], b: list[Run], level: float = 0.95,
             continue
         d = compare_groups(ta, tb, spec, name, level=level, n_resamples=n_resamples)
         rows.append(dict(metric=name, a=d.mean_a, b=d.mean_b, diff=d.diff, low=d.low, high=d.high,
-                         p_value=d.p_value, test=f"two-level bootstrap, seeds then patients ({n_resamples} resamples)"))
+                         p_value=d.p_value, p_floor=d.p_floor, test=f"two-level bootstrap, seeds then patients ({n_resamples} resamples)"))
         per_seed[name] = d.per_seed
     return rows, per_seed
 
@@ -78,9 +81,12 @@ def format_table(rows: list[dict], name_a: str, name_b: str, level: float = 0.95
              + (f" {'p (Holm)':>9}" if holm else "") + "  test"]
     for r in rows:
         ci = f"[{r['low']:.4g}, {r['high']:.4g}]"
-        adj = (f" {r['p_holm']:>9.3g}" if "p_holm" in r else f" {'':>9}") if holm else ""
+        adj = (f" {format_p(r['p_holm']):>9}" if "p_holm" in r else f" {'':>9}") if holm else ""
         lines.append(f"{r['metric']:<{w}} {r['a']:>9.4g} {r['b']:>9.4g} {r['diff']:>9.4g} {ci:>22} "
-                     f"{r['p_value']:>9.3g}{adj}  {r['test']}")
+                     f"{format_p(r['p_value'], r.get('p_floor')):>9}{adj}  {r['test']}"
+                     + (f" ({r['note']})" if r.get("note") else ""))
+    lines.append(f"Each interval and its p come from one bootstrap distribution (test inversion): the interval "
+                 f"excludes 0 exactly when p < {1 - level:.2g}; '< x' is below what the resamples resolve.")
     if holm:
         lines.append("p (Holm): Holm-adjusted across the sub-tests of one family (e.g. every artifact's "
                      "robustness[...], every artifact's robustness[... drop]); a drop row compares the change "

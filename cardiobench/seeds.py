@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from . import evaluation
+from . import evaluation, stats
 from .alignment import align_predictions
 from .evaluation.metrics import Context, get_metric
 from .spec import TaskSpec
@@ -88,6 +88,7 @@ class GroupDiff:
     per_seed: dict  # seed -> a - b, for the seeds both groups ran
     level: float
     n_resamples: int
+    p_floor: float = 0.0  # the smallest p the resamples can give
 
 
 def _patients(rows: pd.DataFrame, spec: TaskSpec) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -154,10 +155,8 @@ def compare_groups(a: dict[int, pd.DataFrame], b: dict[int, pd.DataFrame], spec:
     va = {s: point_value(spec, metric, t) for s, t in zip(seeds_a, ta)}
     vb = {s: point_value(spec, metric, t) for s, t in zip(seeds_b, tb)}
     rep = _replicates([ta, tb], spec, metric, n_resamples, seed)
-    d = rep[:, 0] - rep[:, 1]
-    d = d[np.isfinite(d)]
-    low, high = _percentile(d, level)
-    p = min(1.0, 2 * min(np.mean(d <= 0), np.mean(d >= 0))) if len(d) else float("nan")
     mean_a, mean_b = float(np.mean(list(va.values()))), float(np.mean(list(vb.values())))
-    return GroupDiff(mean_a, mean_b, mean_a - mean_b, low, high, float(p),
-                     {s: va[s] - vb[s] for s in seeds_a if s in vb}, level, n_resamples)
+    # interval and p from the same replicates by test inversion (percentile rule; p never below its floor)
+    inv = stats.invert(mean_a - mean_b, rep[:, 0] - rep[:, 1], "percentile", level)
+    return GroupDiff(mean_a, mean_b, mean_a - mean_b, inv.low, inv.high, inv.p_value,
+                     {s: va[s] - vb[s] for s in seeds_a if s in vb}, level, n_resamples, inv.p_floor)

@@ -50,7 +50,7 @@ def test_per_artifact_tests_find_the_artifact_that_differs(spec):
     expected_noise_drop = (0.04 * 1 + 0.04 * 2) / 2  # b's extra loss, averaged over the two severities
     nd = rows["robustness[noise drop]"]
     assert nd["diff"] == pytest.approx(expected_noise_drop, abs=0.003)
-    assert nd["low"] > 0 and nd["p_value"] < 0.001 and nd["p_holm"] < 0.01
+    assert nd["low"] > 0 and nd["p_value"] <= 2 / 2000 and nd["p_holm"] < 0.01  # at the floor of 1999 resamples
     assert rows["robustness[noise]"]["diff"] > 0.05 and rows["robustness[noise]"]["low"] > 0
     bd = rows["robustness[blur drop]"]
     assert abs(bd["diff"]) < 0.003 and bd["low"] <= 0 <= bd["high"] and bd["p_value"] > 0.05

@@ -112,8 +112,15 @@ def test_compare_groups_per_seed_differences_and_p(sweep):
     gb = [np.round(preds[(REFERENCE, s)], 6)[order] for s in (0, 1, 2)]
     rep = _oracle_two_level([ga, gb], y[order], truth.patient_id.to_numpy(str)[order], 300)
     diff = rep[:, 0] - rep[:, 1]
-    assert d.p_value == pytest.approx(min(1.0, 2 * min(np.mean(diff <= 0), np.mean(diff >= 0))), abs=1e-9)
-    assert (d.low, d.high) == pytest.approx(tuple(np.percentile(diff, [2.5, 97.5])), abs=1e-4)
+    # the test-inversion convention: tails (1 + count) / (B + 1); a bound is the outermost replicate whose
+    # tail is still >= 2.5 %; p twice the smaller tail, never below 2 / (B + 1)
+    b = len(diff)
+    tail_le = lambda v: (1 + np.sum(diff <= v)) / (b + 1)  # noqa: E731
+    tail_ge = lambda v: (1 + np.sum(diff >= v)) / (b + 1)  # noqa: E731
+    assert d.p_value == pytest.approx(min(1.0, max(2 * min(tail_le(0), tail_ge(0)), 2 / (b + 1))), abs=1e-12)
+    low = min(v for v in diff if tail_le(v) >= 0.025)
+    high = max(v for v in diff if tail_ge(v) >= 0.025)
+    assert (d.low, d.high) == pytest.approx((low, high), abs=1e-6)  # the oracle reads 6-decimal predictions
 
 
 def test_page_shows_mean_sd_seeds_and_how(sweep):

@@ -20,6 +20,10 @@ from .metrics import Context, get_metric
 
 log = logging.getLogger("cardiobench")
 
+# Resamples of every paired comparison of two runs: `cardiobench compare`, `check` and the leaderboard
+# use this one number (and the same seed), so the same pair gets the same p everywhere.
+COMPARE_RESAMPLES = 9999
+
 
 def ci_context(ci: Mapping[str, Any] | None, samples: str = "samples") -> Context:
     """The CI convention: ours (``ci.mode=default``: the ``ci`` section, 95 % BCa and 9 999 resamples by
@@ -160,7 +164,8 @@ def evaluate(pred: pd.DataFrame, spec: TaskSpec, ci: Mapping[str, Any] | None = 
     return out
 
 
-def compare(a: pd.DataFrame, b: pd.DataFrame, spec: TaskSpec, level: float = 0.95, n_resamples: int = 9999,
+def compare(a: pd.DataFrame, b: pd.DataFrame, spec: TaskSpec, level: float = 0.95,
+            n_resamples: int = COMPARE_RESAMPLES,
             alternative: str = "two-sided") -> list[dict]:
     """Each compared metric's paired test on two aligned tables (same rows, same order): a - b.
 

@@ -31,6 +31,9 @@ def average_precision(y: np.ndarray, score: np.ndarray) -> float:
     return float(average_precision_score(y, score)) if 0 < y.sum() < len(y) else float("nan")
 
 
+average_precision.bounds = (0.0, 1.0)  # no interval leaves it (stats.bootstrap.statistic_bounds)
+
+
 @register_metric("auprc")
 class AUPRC:
     """Average precision with a class-stratified bootstrap CI; paired bootstrap of the difference."""

@@ -28,15 +28,30 @@ class _Regression:
     def _arrays(self, rows: pd.DataFrame, args: dict) -> tuple[np.ndarray, np.ndarray]:
         return _col(rows, args["target"]), _col(rows, args["prediction"])
 
+    def undefined(self, y: np.ndarray, p: np.ndarray, ctx: Context) -> str:
+        """Why the statistic cannot be computed on these rows ("" when it can)."""
+        fn = stats.SUM_STATISTICS.get(self.statistic) if isinstance(self.statistic, str) else self.statistic
+        if len(y) < 2:
+            return f"not computed: {len(y)} {ctx.samples} (at least 2 needed)"
+        if np.isfinite(fn(y, p)):
+            return ""
+        side = "true values" if np.ptp(y) == 0 else "predictions"
+        return f"not computed: the {side} are all equal ({y[0] if side == 'true values' else p[0]:g}), so it is undefined"
+
     def compute(self, rows: pd.DataFrame, args: dict, ctx: Context) -> dict:
         y, p = self._arrays(rows, args)
+        why = self.undefined(y, p, ctx)
+        if why:
+            return {"value": None, "n": len(y), "note": why}
         r = stats.bootstrap_ci(self.statistic, y, p, level=ctx.level, method=ctx.method,
                                n_resamples=ctx.n_resamples, groups=ctx.groups, seed=0)
         return _entry(r, ctx)
 
-    def compare(self, a: pd.DataFrame, b: pd.DataFrame, args: dict, ctx: Context, alternative: str) -> dict:
+    def compare(self, a: pd.DataFrame, b: pd.DataFrame, args: dict, ctx: Context, alternative: str) -> dict | None:
         y, pa = self._arrays(a, args)
         _, pb = self._arrays(b, args)
+        if self.undefined(y, pa, ctx) or self.undefined(y, pb, ctx):
+            return None
         r = stats.paired_bootstrap_diff(self.statistic, y, pa, pb, groups=ctx.groups, level=ctx.level,
                                         n_resamples=ctx.n_resamples, alternative=alternative)
         return _comparison(r, ctx.n_resamples)
@@ -57,6 +72,13 @@ class R2(_Regression):
     """sklearn.metrics.r2_score (1 - SS_res / SS_tot), not the squared Pearson r."""
 
     statistic = "r2"
+
+
+@register_metric("r2_lm")
+class R2LM(_Regression):
+    """R's ``summary(lm(target ~ prediction))$r.squared``: the squared Pearson r (what EchoNet-Dynamic reports)."""
+
+    statistic = "r2_lm"
 
 
 @register_metric("pearson_r")

@@ -90,5 +90,6 @@ def _entry(r: stats.BootstrapCI, ctx: Context, definition: str = "") -> dict:
 
 
 def _comparison(r: stats.PairedDiff, n_resamples: int) -> dict:
-    return dict(a=r.estimate_a, b=r.estimate_b, diff=r.diff, low=r.low, high=r.high, p_value=r.p_value,
-                test=f"paired {r.method} bootstrap ({n_resamples} resamples)")
+    out = dict(a=r.estimate_a, b=r.estimate_b, diff=r.diff, low=r.low, high=r.high, p_value=r.p_value,
+               p_floor=r.p_floor, p_two_sided=r.p_two_sided, test=f"paired {r.method} bootstrap ({n_resamples} resamples)")
+    return {**out, "note": r.note} if r.note else out

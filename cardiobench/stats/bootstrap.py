@@ -11,13 +11,14 @@ Sum statistics (mean, MAE, RMSE, R²) take a fast path through resampled per-clu
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 import inspect
+from dataclasses import dataclass
 from typing import Callable, Iterator, Literal, Sequence
 
 import numpy as np
 from scipy.special import ndtr, ndtri
 
+from .inversion import bca_constants, invert
 from .metrics import MEAN, SUM_STATISTICS, SumStatistic, auc
 from .sampling import uniform_indices
 
@@ -35,6 +36,7 @@ class BootstrapCI:
     n_resamples: int
     n: int
     n_clusters: int | None = None
+    note: str = ""  # why the interval is not the requested method's (a BCa fallback)
 
     def __repr__(self) -> str:
         unit = f", {self.n_clusters} clusters" if self.n_clusters is not None else ""
@@ -42,8 +44,9 @@ class BootstrapCI:
                 f"B={self.n_resamples}, n={self.n}{unit})")
 
     def as_dict(self) -> dict:
-        return dict(value=self.estimate, low=self.low, high=self.high, level=self.level, method=self.method,
-                    n_resamples=self.n_resamples, n=self.n, n_clusters=self.n_clusters)
+        out = dict(value=self.estimate, low=self.low, high=self.high, level=self.level, method=self.method,
+                   n_resamples=self.n_resamples, n=self.n, n_clusters=self.n_clusters)
+        return {**out, "note": self.note} if self.note else out
 
 
 def check_arrays(*arrays: Sequence, names: Sequence[str] | None = None) -> list[np.ndarray]:
@@ -269,14 +272,10 @@ def jackknife(statistic: str | Callable | SumStatistic, arrays: list[np.ndarray]
                        count=resampler.n_clusters)
 
 
-def _percentile_of_score(theta_b: np.ndarray, theta: float) -> float:
-    return ((theta_b < theta).sum() + (theta_b <= theta).sum()) / (2 * len(theta_b))
-
-
 def bca_levels(theta: float, theta_b: np.ndarray, theta_jack: np.ndarray, level: float) -> tuple[float, float]:
-    """Adjusted percentiles (alpha_1, alpha_2) of the BCa interval."""
+    """Adjusted percentiles (alpha_1, alpha_2) of the BCa interval (NaN when z0 or a is undefined)."""
     alpha = (1 - level) / 2
-    z0, a = _bca_constants(theta, theta_b, theta_jack)
+    z0, a = bca_constants(theta, theta_b, theta_jack)
     za = ndtri(alpha)
     lo = ndtr(z0 + (z0 + za) / (1 - a * (z0 + za)))
     hi = ndtr(z0 + (z0 - za) / (1 - a * (z0 - za)))
@@ -290,23 +289,40 @@ def _check_options(method: str, level: float) -> None:
         raise ValueError(f"level must be in (0, 1), got {level}")
 
 
+def statistic_bounds(statistic: str | Callable | SumStatistic) -> tuple[float, float]:
+    """The range a statistic can take (R² <= 1, AUC and Dice in [0, 1], errors >= 0): no interval leaves it.
+    A callable may declare it as a ``bounds`` attribute."""
+    if isinstance(statistic, str):
+        if statistic == "auc":
+            return 0.0, 1.0
+        statistic = SUM_STATISTICS.get(statistic, statistic)
+    return tuple(getattr(statistic, "bounds", (-np.inf, np.inf)))
+
+
 def _interval(statistic, arrs: list[np.ndarray], res: _Resampler, theta: float, theta_b: np.ndarray,
               method: str, level: float, theta_jack: np.ndarray | None = None,
-              vectorized: bool = False) -> tuple[float, float]:
+              vectorized: bool = False) -> tuple[float, float, str, str]:
+    """(low, high, method used, note): BCa falls back to the percentile interval, and says so, where
+    its bias correction or acceleration is undefined or its adjusted levels are extreme."""
     theta_b = theta_b[np.isfinite(theta_b)]
     alpha = (1 - level) / 2
     if len(theta_b) == 0 or np.ptp(theta_b) == 0:
-        return theta, theta
-    if method == "percentile":
-        low, high = np.percentile(theta_b, [100 * alpha, 100 * (1 - alpha)])
-    elif method == "basic":
-        q_lo, q_hi = np.percentile(theta_b, [100 * alpha, 100 * (1 - alpha)])
-        low, high = 2 * theta - q_hi, 2 * theta - q_lo
-    else:
+        return theta, theta, method, ""
+    note = ""
+    if method == "bca":
         jack = jackknife(statistic, arrs, res, vectorized) if theta_jack is None else theta_jack
         a1, a2 = bca_levels(theta, theta_b, jack, level)
-        low, high = np.percentile(theta_b, [100 * a1, 100 * a2])
-    return float(low), float(high)
+        if np.isfinite(a1) and np.isfinite(a2) and 1 / len(theta_b) <= a1 < a2 <= 1 - 1 / len(theta_b):
+            low, high = np.percentile(theta_b, [100 * a1, 100 * a2])
+            return float(low), float(high), method, ""
+        method, note = "percentile", (f"BCa adjusted levels undefined or extreme ({a1:.3g}, {a2:.3g}): "
+                                      f"percentile interval")
+    if method == "percentile":
+        low, high = np.percentile(theta_b, [100 * alpha, 100 * (1 - alpha)])
+    else:  # basic
+        q_lo, q_hi = np.percentile(theta_b, [100 * alpha, 100 * (1 - alpha)])
+        low, high = 2 * theta - q_hi, 2 * theta - q_lo
+    return float(low), float(high), method, note
 
 
 def bootstrap_ci(statistic: str | Callable | SumStatistic, *arrays: Sequence, level: float = 0.95,
@@ -339,9 +355,10 @@ def bootstrap_ci(statistic: str | Callable | SumStatistic, *arrays: Sequence, le
     else:
         theta_b = np.asarray(replicates, dtype=float).ravel()
         n_resamples = len(theta_b)
-    low, high = _interval(statistic, arrs, res, theta, theta_b, method, level, vectorized=vec)
-    return BootstrapCI(theta, low, high, level, method, n_resamples, len(arrs[0]),
-                       res.n_clusters if groups is not None else None)
+    low, high, used, note = _interval(statistic, arrs, res, theta, theta_b, method, level, vectorized=vec)
+    lo_b, hi_b = statistic_bounds(statistic)
+    return BootstrapCI(theta, float(np.clip(low, lo_b, hi_b)), float(np.clip(high, lo_b, hi_b)), level, used,
+                       n_resamples, len(arrs[0]), res.n_clusters if groups is not None else None, note)
 
 
 @dataclass(frozen=True)
@@ -361,6 +378,9 @@ class PairedDiff:
     n: int
     n_clusters: int | None = None
     alternative: str = "two-sided"
+    note: str = ""           # why the interval is not the requested method's (a BCa fallback)
+    p_floor: float = 0.0     # the smallest p the resamples can give (a p at it means "below")
+    p_two_sided: float | None = None  # the two-sided p of the same replicates (compare, leaderboard)
 
     def __repr__(self) -> str:
         return (f"PairedDiff({self.metric}: {self.estimate_a:.4g} - {self.estimate_b:.4g} = {self.diff:.4g} "
@@ -371,7 +391,7 @@ class PairedDiff:
         return dict(metric=self.metric, a=self.estimate_a, b=self.estimate_b, diff=self.diff, low=self.low,
                     high=self.high, p_value=self.p_value, level=self.level, method=self.method,
                     n_resamples=self.n_resamples, n=self.n, n_clusters=self.n_clusters,
-                    alternative=self.alternative)
+                    alternative=self.alternative, note=self.note, p_floor=self.p_floor)
 
 
 def _difference(statistic: str | Callable | SumStatistic, k: int) -> Callable | SumStatistic:
@@ -400,8 +420,9 @@ def paired_bootstrap_diff(metric: str | Callable | SumStatistic, y_true: Sequenc
                           alternative: Alternative = "two-sided", vectorized: bool | None = None) -> PairedDiff:
     """CI of ``metric(y, a) - metric(y, b)`` from one joint resampling of (patients of) the same samples.
 
-    The p-value inverts the reported interval (:func:`inverted_p`): the ``level`` interval excludes 0
-    exactly when p < 1 - level, so the CI and the test never disagree. ``alternative="greater"``
+    The interval and the p-value come from one set of replicates by test inversion
+    (:func:`cardiobench.stats.inversion.invert`): the ``level`` interval excludes 0 exactly when
+    p < 1 - level, so the CI and the test never disagree. ``alternative="greater"``
     (H1: a - b > 0) and ``"less"`` are the one-sided versions.
     """
     y, a, b = check_arrays(y_true, pred_a, pred_b, names=["y_true", "pred_a", "pred_b"])
@@ -436,57 +457,9 @@ def paired_bootstrap_diff_rows(metric: str | Callable | SumStatistic, arrays_a: 
     d = est_a - est_b
     d_b = _draw_replicates(diff_stat, arrs, n_resamples, rng, res, vectorized=vec)
     jack = jackknife(diff_stat, arrs, res, vec) if method == "bca" else None
-    low, high = _interval(diff_stat, arrs, res, d, d_b, method, level, jack)
-    p = inverted_p(d, d_b, method, alternative, jack)
+    lo_b, hi_b = statistic_bounds(metric)
+    inv = invert(d, d_b, method, level, alternative, jack, bounds=(lo_b - hi_b, hi_b - lo_b))
     name = metric if isinstance(metric, str) else getattr(metric, "name", getattr(metric, "__name__", "metric"))
-    return PairedDiff(name, est_a, est_b, d, low, high, p, level, method, n_resamples, len(arrs[0]),
-                      res.n_clusters if groups is not None else None, alternative)
-
-
-def inverted_p(d: float, d_b: np.ndarray, method: str, alternative: Alternative = "two-sided",
-               theta_jack: np.ndarray | None = None) -> float:
-    """The p-value of H0: difference = 0 that the reported interval implies (test inversion): the
-    smallest ``1 - level`` at which the ``method`` interval (two-sided; one-sided bound for
-    ``alternative`` "greater"/"less") excludes 0, so a 95 % interval excludes 0 exactly when p < 0.05.
-
-    percentile: ``(1 + #{d* <= 0}) / (B + 1)`` for H1 d > 0; BCa: that tail mapped back through the
-    BCa level adjustment (bias z0 and acceleration a, Efron & Tibshirani 1993, 14.3 and 15.4);
-    basic: the null-shifted distribution (16.4), one-sided tails doubled. Two-sided p is twice the
-    smaller one-sided p.
-    """
-    d_b = d_b[np.isfinite(d_b)]
-    n = len(d_b)
-    if not n:
-        return float("nan")
-    if np.ptp(d_b) == 0:  # every resample gives the same difference
-        return 1.0 if d_b[0] == 0 else 1 / (n + 1)
-    below = (1 + np.sum(d_b <= 0)) / (n + 1)  # evidence against H1: d > 0
-    above = (1 + np.sum(d_b >= 0)) / (n + 1)
-    if method == "basic":  # the basic bounds 2d - q cross 0 where the replicates cross 2d
-        p_greater, p_less = (1 + np.sum(d_b >= 2 * d)) / (n + 1), (1 + np.sum(d_b <= 2 * d)) / (n + 1)
-    elif method == "bca":
-        z0, acc = _bca_constants(d, d_b, theta_jack)
-        p_greater, p_less = _bca_level_of(below, z0, acc), 1 - _bca_level_of(1 - above, z0, acc)
-    else:
-        p_greater, p_less = below, above
-    p = {"greater": p_greater, "less": p_less}.get(alternative, 2 * min(p_greater, p_less))
-    return float(min(1.0, max(p, 1 / (n + 1))))
-
-
-def _bca_constants(theta: float, theta_b: np.ndarray, theta_jack: np.ndarray | None) -> tuple[float, float]:
-    z0 = float(ndtri(_percentile_of_score(theta_b, theta)))
-    if theta_jack is None:
-        return z0, 0.0
-    dev = theta_jack.mean() - theta_jack
-    den = (dev**2).sum()
-    return z0, float((dev**3).sum() / (6 * den**1.5)) if den > 0 else 0.0
-
-
-def _bca_level_of(q: float, z0: float, acc: float) -> float:
-    """The nominal level alpha whose BCa-adjusted percentile is ``q`` (the inverse of bca_levels' map)."""
-    n_eps = 1e-12
-    zq = float(ndtri(min(max(q, n_eps), 1 - n_eps))) - z0
-    den = 1 + acc * zq
-    if den <= 0:  # beyond the range the adjustment reaches: the bound never crosses 0 there
-        return 0.0 if zq < 0 else 1.0
-    return float(ndtr(zq / den - z0))
+    return PairedDiff(name, est_a, est_b, d, inv.low, inv.high, inv.p_value, level, inv.method, n_resamples,
+                      len(arrs[0]), res.n_clusters if groups is not None else None, alternative, inv.note,
+                      inv.p_floor, inv.p_two_sided)

@@ -20,6 +20,7 @@ class SumStatistic:
     moments: Callable[..., np.ndarray]
     finalize: Callable[[np.ndarray, np.ndarray], np.ndarray]
     definition: str
+    bounds: tuple[float, float] = (-np.inf, np.inf)  # the range it can take; no interval leaves it
 
     def __call__(self, *arrays: np.ndarray) -> float:
         m = self.moments(*arrays)
@@ -27,29 +28,54 @@ class SumStatistic:
 
 
 def _r2_final(s: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """1 - SS_res / SS_tot; NaN where SS_tot vanishes (a resample of one repeated true value: R² is
+    undefined there, and the rounding left in sum(y²) - sum(y)²/n would give values far above 1)."""
     ss_tot = s[..., 1] - s[..., 0] ** 2 / c
+    degenerate = ss_tot <= 1e-12 * np.abs(s[..., 1])
     with np.errstate(divide="ignore", invalid="ignore"):
-        return 1.0 - s[..., 2] / ss_tot
+        return np.where(degenerate, np.nan, 1.0 - s[..., 2] / np.where(degenerate, 1.0, ss_tot))
 
 
 MEAN = SumStatistic("mean", lambda x: np.asarray(x, float)[:, None], lambda s, c: s[..., 0] / c, "arithmetic mean")
 MAE = SumStatistic("mae", lambda y, p: np.abs(np.asarray(y, float) - p)[:, None], lambda s, c: s[..., 0] / c,
-                   "mean absolute error, mean(|y - y_hat|)")
+                   "mean absolute error, mean(|y - y_hat|)", (0.0, np.inf))
 RMSE = SumStatistic("rmse", lambda y, p: np.square(np.asarray(y, float) - p)[:, None],
-                    lambda s, c: np.sqrt(s[..., 0] / c), "root mean squared error, sqrt(mean((y - y_hat)^2))")
+                    lambda s, c: np.sqrt(s[..., 0] / c), "root mean squared error, sqrt(mean((y - y_hat)^2))",
+                    (0.0, np.inf))
 R2 = SumStatistic(
     "r2",
     lambda y, p: np.column_stack([y, np.square(y), np.square(np.asarray(y, float) - p)]).astype(float),
     _r2_final,
     "coefficient of determination as sklearn.metrics.r2_score: 1 - SS_res / SS_tot (not squared Pearson r)",
+    (-np.inf, 1.0),
 )
 DICE = SumStatistic(
     "dice",
     lambda inter, total: np.column_stack([inter, total]).astype(float),
     lambda s, c: 2.0 * s[..., 0] / s[..., 1],
     "Dice pooled over pixels: 2 sum|P & T| / (sum|P| + sum|T|), arguments (|P & T|, |P| + |T|) per row",
+    (0.0, 1.0),
 )
-SUM_STATISTICS = {s.name: s for s in (MEAN, MAE, RMSE, R2, DICE)}
+
+
+def _r2_lm_final(s: np.ndarray, c: np.ndarray) -> np.ndarray:
+    sxy = s[..., 4] - s[..., 0] * s[..., 1] / c
+    sxx = s[..., 2] - s[..., 0] ** 2 / c
+    syy = s[..., 3] - s[..., 1] ** 2 / c
+    degenerate = (sxx <= 1e-12 * np.abs(s[..., 2])) | (syy <= 1e-12 * np.abs(s[..., 3]))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = sxy ** 2 / np.where(degenerate, 1.0, sxx * syy)
+    return np.where(degenerate, np.nan, np.minimum(out, 1.0))
+
+
+R2_LM = SumStatistic(
+    "r2_lm",
+    lambda y, p: np.column_stack([y, p, np.square(y), np.square(p), np.asarray(y, float) * p]).astype(float),
+    _r2_lm_final,
+    "R² of the least-squares line of y on y_hat, R's summary(lm(y ~ y_hat))$r.squared: the squared Pearson r",
+    (0.0, 1.0),
+)
+SUM_STATISTICS = {s.name: s for s in (MEAN, MAE, RMSE, R2, R2_LM, DICE)}
 
 
 def mae(y: np.ndarray, p: np.ndarray) -> float:
@@ -63,6 +89,11 @@ def rmse(y: np.ndarray, p: np.ndarray) -> float:
 def r2(y: np.ndarray, p: np.ndarray) -> float:
     """sklearn.metrics.r2_score: 1 - SS_res/SS_tot."""
     return R2(np.asarray(y, float), np.asarray(p, float))
+
+
+def r2_lm(y: np.ndarray, p: np.ndarray) -> float:
+    """R's summary(lm(y ~ p))$r.squared (the squared Pearson r); NaN when a side is constant."""
+    return R2_LM(np.asarray(y, float), np.asarray(p, float))
 
 
 def pearson_r(x: np.ndarray, y: np.ndarray) -> float:

@@ -59,10 +59,14 @@ def auc_paired_test(y_true: Sequence, score_a: Sequence, score_b: Sequence, grou
     y = np.asarray(y_true).astype(int)
     if not has_clusters(groups):
         r = delong_test(y, score_a, score_b, alternative=alternative, level=level)
-        return dict(a=r.auc_a, b=r.auc_b, diff=r.diff, low=r.low, high=r.high, p_value=r.p_value,
-                    test="paired DeLong (pROC roc.test)")
+        two = r.p_value if alternative == "two-sided" else delong_test(y, score_a, score_b, level=level).p_value
+        # Wald interval and z-test share one SE, so they agree; the interval stays inside [-1, 1]
+        return dict(a=r.auc_a, b=r.auc_b, diff=r.diff, low=max(-1.0, r.low), high=min(1.0, r.high),
+                    p_value=r.p_value, p_two_sided=two, test="paired DeLong (pROC roc.test)")
     r = paired_bootstrap_diff("auc", y, score_a, score_b, groups=groups, strata=class_strata(y, groups),
                               level=level, n_resamples=n_resamples, method="percentile", seed=seed,
                               alternative=alternative)
-    return dict(a=r.estimate_a, b=r.estimate_b, diff=r.diff, low=r.low, high=r.high, p_value=r.p_value,
-                test=f"paired patient bootstrap of the AUC difference ({n_resamples} resamples)")
+    out = dict(a=r.estimate_a, b=r.estimate_b, diff=r.diff, low=r.low, high=r.high, p_value=r.p_value,
+               p_floor=r.p_floor, p_two_sided=r.p_two_sided,
+               test=f"paired patient bootstrap of the AUC difference ({n_resamples} resamples)")
+    return {**out, "note": r.note} if r.note else out
