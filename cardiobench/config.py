@@ -194,8 +194,7 @@ def _phrase(r: Range) -> str:
     return str(r) if r.high is None else f"in {r}"
 
 
-REQUIRED_BASELINE_KEYS = ("name", "task", "title", "citation", "published")
-REQUIRED_PUBLISHED_KEYS = ("metric", "value", "definition", "split", "n", "source")
+REQUIRED_BASELINE_KEYS = ("name", "task", "title", "citation")
 
 
 # ----------------------------------------------------------------------------- task specs
@@ -273,10 +272,10 @@ def validate_baseline(path: Path, node: DictConfig) -> None:
         raise CardiobenchError(f"{path}: baseline.name {meta.name!r} differs from the file name")
     if not (meta.citation.get("doi") or meta.citation.get("bibtex")):
         raise CardiobenchError(f"{path}: baseline.citation needs a doi or a bibtex entry")
-    for i, pub in enumerate(meta.published):
-        for key in REQUIRED_PUBLISHED_KEYS:
-            if key not in pub:
-                raise CardiobenchError(f"{path}: baseline.published[{i}] lacks '{key}'")
+    if "published" in meta:
+        raise CardiobenchError(f"{path}: baseline.published: published numbers live in leaderboards/published.yaml "
+                               f"(or an include folder's published.yaml), one schema for all; see "
+                               f"docs/published-numbers.md")
     for key in ("model", "train", "profiles"):
         if key not in node:
             raise CardiobenchError(f"{path}: no '{key}:' section")

@@ -127,7 +127,7 @@ def external_config(cfg: DictConfig, name: str, predictions: Path) -> DictConfig
     return OmegaConf.create({
         "task": OmegaConf.to_container(cfg.task, resolve=True),
         "data": OmegaConf.to_container(cfg.data, resolve=True),
-        "baseline": {"name": name, "task": cfg.task.name, "title": f"external predictions: {name}", "published": []},
+        "baseline": {"name": name, "task": cfg.task.name, "title": f"external predictions: {name}"},
         "model": {"name": name}, "profile": {"name": "external"}, "seed": None, "runs_root": cfg.runs_root,
         "site_dir": cfg.site_dir, "report": cfg.report, "progress": cfg.progress,
         "ci": OmegaConf.to_container(cfg.ci, resolve=True),

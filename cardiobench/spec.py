@@ -61,6 +61,17 @@ class FigureSpec:
 
 
 @dataclass
+class SubgroupSpec:
+    """A grouping the data carry (a column of predictions.csv): the page reports the main score per
+    level with its interval and a test of heterogeneity."""
+
+    column: str
+    name: str = ""                     # in words ("pathology group"); default: the column
+    bins: Optional[list[float]] = None  # numeric columns: band edges (e.g. ages [0, 50, 65, 200])
+    note: str = ""
+
+
+@dataclass
 class ExternalSpec:
     kind: str = "csv"                  # csv | masks
     columns: dict[str, str] = field(default_factory=dict)  # prediction column -> what it holds
@@ -94,6 +105,9 @@ class TaskSpecSchema:
     tolerance: float = 0.0             # check: the largest tolerated worsening of the main score
     reference_baseline: str = "???"
     config_defaults: dict[str, Any] = field(default_factory=dict)
+    subgroups: list[SubgroupSpec] = field(default_factory=list)  # per-level tables of the main score
+    modes: list[str] = field(default_factory=list)  # the values ``variant`` takes (the protocols this task
+    #                                    runs); a published number of another mode is never compared
     preprocess: Optional[str] = None   # the config key whose value the format's preprocess_config takes
     #                                    (clip.size, image.size, or a whole section such as image)
 
@@ -122,6 +136,13 @@ class TaskSpec:
     reference_baseline: str
     config_defaults: dict[str, Any]
     preprocess: str | None = None
+    modes: list[str] = field(default_factory=list)
+    subgroups: list[SubgroupSpec] = field(default_factory=list)
+
+    @property
+    def protocols(self) -> list[str]:
+        """The evaluation protocols a run of this task can have: ``modes``, or ``standard`` without a variant."""
+        return list(self.modes) if self.variant else ["standard"]
 
     @property
     def main_score_direction(self) -> str:
@@ -162,6 +183,7 @@ def from_config(node: DictConfig | dict, where: str | Path = "task spec") -> Tas
     metrics = {k: MetricSpec(**v) for k, v in raw["metrics"].items()}
     spec = TaskSpec(**{**raw, "targets": targets, "metrics": metrics,
                        "figures": [FigureSpec(**f) for f in raw["figures"]],
+                       "subgroups": [SubgroupSpec(**g) for g in raw["subgroups"]],
                        "external": ExternalSpec(**raw["external"]) if raw["external"] else None})
     validate(spec, where)
     return spec

@@ -49,7 +49,7 @@ def echo_test_set(twin: Path, out: Path, n_test: int = 60) -> tuple[Path, pd.Dat
 
 
 def make_run(path: Path, task: str, baseline: str, predictions: pd.DataFrame, data_root: Path,
-             profile: str = "smoke", seed: int = 0, in_process: bool = False) -> Path:
+             profile: str = "smoke", seed: int = 0, in_process: bool = False, is_twin: bool = True) -> Path:
     """A finished run folder of ``baseline`` holding ``predictions``; metrics from `cardiobench evaluate`
     (``in_process``: the same ``evaluate`` called here, 3 s faster per run, for tests not about the CLI)."""
     from cardiobench.config import compose
@@ -62,7 +62,7 @@ def make_run(path: Path, task: str, baseline: str, predictions: pd.DataFrame, da
     manifest = dict(task=task, task_version=int(cfg.task.version), baseline=baseline, profile=profile,
                     model=str(cfg.model.name), seed=seed, status="finished", started="2026-11-23T00:00:00+00:00",
                     ended="2026-11-23T00:01:00+00:00", git_commit="test",
-                    data={"root": str(data_root), "is_twin": True, "format": str(cfg.task.format),
+                    data={"root": str(data_root), "is_twin": is_twin, "format": str(cfg.task.format),
                           "fingerprint": fingerprint(data_root)})
     (path / "manifest.json").write_text(json.dumps(manifest))
     predictions.to_csv(path / "predictions.csv", index=False, float_format="%.6f")

@@ -202,7 +202,6 @@ baseline:
   citation:
     text: A toy family of the cardiobench test suite; no publication.
     bibtex: "@misc{cardiobench_toy_family, title = {cardiobench test-suite toy family}, year = {2026}}"
-  published: []
 model:
   name: toy_clipnet
   width: 4

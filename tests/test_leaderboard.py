@@ -124,7 +124,7 @@ CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-HOSTILE = {  # markup in every free-text field of a published number (an out-of-tree baseline's YAML)
+HOSTILE = {  # markup in every free-text field of a published number (an include folder's published.yaml)
     "title": "<b onmouseover=alert(2)>title</b>",
     "citation": "Doe J. <img src=x onerror=alert(3)> <svg><script>alert(4)</script></svg>",
     "doi": '10.1/x"><script>alert(5)</script>',
@@ -135,17 +135,21 @@ HOSTILE = {  # markup in every free-text field of a published number (an out-of-
 
 
 def _hostile_baseline(folder: Path) -> Path:
-    """An include folder with an echonet_ef baseline whose published-number texts are all markup."""
+    """An include folder with an echonet_ef baseline and a published.yaml whose texts are all markup."""
     import yaml
 
     (folder / "baselines").mkdir(parents=True)
     recipe = yaml.safe_load((ROOT / "baselines" / "echonet" / "echonet_dynamic_r2plus1d.yaml").read_text())
     recipe["baseline"] = {"name": "hostile_meta", "task": "echonet_ef", "title": HOSTILE["title"],
-                          "citation": {"text": HOSTILE["citation"], "doi": HOSTILE["doi"]},
-                          "published": [{"metric": "mae", "value": 4.2, "definition": HOSTILE["definition"],
-                                         "split": "TEST", "n": 10, "source": HOSTILE["source"],
-                                         "mode": HOSTILE["mode"]}]}
+                          "citation": {"text": HOSTILE["citation"], "doi": HOSTILE["doi"]}}
     (folder / "baselines" / "hostile_meta.yaml").write_text(yaml.safe_dump(recipe))
+    published = {"references": {"hostile": {"citation": HOSTILE["citation"], "doi": HOSTILE["doi"]}},
+                 "definitions": {"echonet_ef": {"hostile_mae": HOSTILE["definition"]}},
+                 "tasks": {"echonet_ef": [{"method": HOSTILE["title"], "baseline": "hostile_meta", "source": "hostile",
+                                           "where": HOSTILE["source"], "split": "TEST", "n": 10, "unit": "videos",
+                                           "same_data": True, "kind": "measured", "mode": HOSTILE["mode"],
+                                           "numbers": [{"metric": "hostile_mae", "value": 4.2}]}]}}
+    (folder / "published.yaml").write_text(yaml.safe_dump(published))
     return folder
 
 

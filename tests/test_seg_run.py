@@ -83,7 +83,7 @@ def test_beat_by_beat_uses_the_segmentation_curves(seg_run, bad_tracings, cache_
     cli("run", "--task", "echonet_ef", "--run-dir", str(ef), f"data.root={root}", *tiny,
         f"eval.segmentation_run={d}", cache=cache_dir, check=True)
     pred = pd.read_csv(ef / "predictions.csv")
-    assert list(pred["mode"].unique()) == ["single_clip", "all_clips", "beat_by_beat"]
+    assert list(pred["mode"].unique()) == ["single_clip", "first_clip", "all_clips", "beat_by_beat"]
     bb = pred[pred["mode"] == "beat_by_beat"]
     assert bb.beats.between(0, 5).all() and (bb.beats > 0).any()
     assert (bb.beat_fallback.isna() == (bb.beats > 0)).all()

@@ -28,6 +28,7 @@ from ..errors import CardiobenchError
 from ..io import file_lock, sweep_temporaries, write_text
 from ..runs import find_runs
 from ..spec import TaskSpec
+from ..stats import format_p
 from .downloads import csv_cell, json_text, table_records, write_downloads  # noqa: F401  (re-exported)
 from .rows import ALPHA, compare_rows, group_seeds, published_for, published_rows, run_row  # noqa: F401
 
@@ -62,6 +63,7 @@ def _env() -> Environment:
     env = Environment(loader=FileSystemLoader(str(TEMPLATES_DIR)), autoescape=select_autoescape(["html", "j2"]))
     js, digest = page_script()
     env.globals.update(script=Markup(js), script_hash=digest)  # Markup: our file, inserted verbatim
+    env.filters["p"] = lambda p: format_p(p.get("raw"), p.get("floor")) if isinstance(p, dict) else format_p(p)
     return env
 
 
@@ -78,6 +80,22 @@ def _figures(row: dict, spec: TaskSpec, k: int) -> list[dict]:
     for f in spec.figures:
         out += figures.draw(f.kind, row["run"], pred, f.args, row["metrics"])
     return [dict(title=t, svg=Markup(plots.uniquify_ids(svg, f"r{k}f{j}"))) for j, (t, svg) in enumerate(out)]
+
+
+def _subgroups(row: dict, spec: TaskSpec, k: int, figures: bool) -> list[dict]:
+    """The main score per declared subgroup of the row's (first seed's) primary predictions, with a
+    forest plot of the levels."""
+    from ..evaluation.subgroups import subgroup_tables
+    from . import plots
+
+    out = []
+    for j, t in enumerate(subgroup_tables(row["run"].predictions(), spec)):
+        shown = [(f"{r['level']} (n = {r['n']})", r) for r in t["levels"] if r.get("value") is not None]
+        if figures and shown:
+            svg = plots.forest_plot(shown, xlabel=spec.main_score, title=f"{spec.main_score} by {t['name']} (95 % CIs)")
+            t["svg"] = Markup(plots.uniquify_ids(svg, f"r{k}s{j}"))
+        out.append(t)
+    return out
 
 
 def _cell_tables(row: dict, spec: TaskSpec, published: list[dict]) -> list[dict]:
@@ -111,24 +129,27 @@ def render_task(spec: TaskSpec, rows: list[dict], site: Path, figures: bool = Tr
 
     rows[:] = group_seeds(rows, spec)
     rows.sort(key=score)
-    published = published_rows(spec.name)
+    published, references = published_rows(spec.name)
     metric_names = list(dict.fromkeys([*spec.headline, *spec.compared]))
     for r in rows:
-        pub = published_for(r, main, published)
+        pub, why = published_for(r, main, published)
         v = r["metrics"].get(main) or {}
-        r["published"] = pub
-        if pub and v.get("value") is not None:
+        r["published"], r["published_reason"] = pub, why
+        if pub and v.get("value") is not None and v.get("low") is not None:
             r["delta"] = v["value"] - pub["value"]
             r["in_ci"] = bool(v["low"] <= pub["value"] <= v["high"])
     compare_rows(rows, spec)
     for k, r in enumerate(rows):
         r["figures"] = _figures(r, spec, k) if figures else []
         r["tables"] = _cell_tables(r, spec, published)
+        r["subgroups"] = _subgroups(r, spec, k, figures) if spec.subgroups else []
     write_downloads(site, spec.name, table_records(rows, spec, metric_names))
     ci = (rows[0]["metrics"].get(main) or {}) if rows else {}
     compared = {m: s.test for m, s in spec.compared.items()}
+    secondary = [m for m in metric_names if m not in spec.headline]  # e.g. 18 per-label AUCs: a table of their own
     html = _env().get_template("task.html.j2").render(task=spec, rows=rows, published=published, main=main,
-                                                      metric_names=metric_names, ci=ci, alpha=ALPHA,
+                                                      references=references, metric_names=spec.headline,
+                                                      secondary=secondary, ci=ci, alpha=ALPHA,
                                                       compared=compared, definitions=spec.definitions,
                                                       n_resamples=seeds.PAGE_RESAMPLES, ci_level=0.95)
     write_text(site / f"{spec.name}.html", html)

@@ -31,7 +31,15 @@ def table_records(rows: list[dict], spec: TaskSpec, metric_names: list[str]) -> 
             rec[f"{spec.main_score}_p_vs_best_holm"] = r["p_best"]["holm"]
         pub = r.get("published")
         rec.update(published=pub["value"] if pub else None, delta_vs_published=r.get("delta"),
-                   published_in_ci=r.get("in_ci"))
+                   published_in_ci=r.get("in_ci"), published_source=pub["source"] if pub else None,
+                   published_where=pub["where"] if pub else None,
+                   published_not_compared=r.get("published_reason") or None)
+        for t in r.get("subgroups") or []:  # flat keys, one per subgroup level: the CSV stays a table
+            for lv in t["levels"]:
+                key = f"{spec.main_score}[{t['column']}={lv['level']}]"
+                rec.update({key: lv.get("value"), f"{key}_low": lv.get("low"), f"{key}_high": lv.get("high"),
+                            f"{key}_n": lv.get("n")})
+            rec[f"{t['column']}_heterogeneity_p"] = t.get("p")
         out.append(rec)
     return out
 

@@ -145,7 +145,7 @@ def dice_by_sample(dice: dict[str, np.ndarray], pooled: dict[str, float]) -> str
     return to_svg(fig)
 
 
-def forest_plot(rows: list[tuple[str, dict]], xlabel: str = "AUC") -> str:
+def forest_plot(rows: list[tuple[str, dict]], xlabel: str = "AUC", title: str | None = None) -> str:
     """One line per metric entry: its value and CI (e.g. the AUC of each label of a multilabel task)."""
     fig, ax = plt.subplots(figsize=(4.6, 0.28 * len(rows) + 1.0))
     for i, (name, v) in enumerate(rows):
@@ -154,7 +154,7 @@ def forest_plot(rows: list[tuple[str, dict]], xlabel: str = "AUC") -> str:
             ax.hlines(y, v["low"], v["high"], color="tab:blue", lw=1.5)
         ax.plot(v["value"], y, "o", color="tab:blue", ms=4)
     ax.set(yticks=list(range(len(rows))), yticklabels=[n for n, _ in reversed(rows)], xlabel=xlabel,
-           title=f"{xlabel} per label (95 % CIs)")
+           title=title or f"{xlabel} per label (95 % CIs)")
     return to_svg(fig)
 
 

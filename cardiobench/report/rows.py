@@ -1,18 +1,16 @@
 """The leaderboard's rows and their statistics, before any HTML: one row per finished run, runs that
 differ only by seed grouped (the seed spread in the interval), the published value of the run's own
-baseline beside it, and the paired comparisons against the reference baseline (Holm-corrected across
+baseline beside it when comparable (cardiobench.published), and the paired comparisons against the reference baseline (Holm-corrected across
 rows) with the tie group of the best row."""
 from __future__ import annotations
 
 from collections import defaultdict
 
 import numpy as np
-from omegaconf import OmegaConf
 
-from .. import evaluation, seeds, stats
+from .. import evaluation, published, seeds, stats
 from ..alignment import one_variant
 from ..compare import align
-from ..config import LEADERBOARDS_DIR, baseline_files, load_baseline
 from ..errors import CardiobenchError
 from ..runs import Run
 from ..seeds import recipe_key
@@ -21,31 +19,36 @@ from ..spec import TaskSpec
 ALPHA = 0.05
 
 
-def published_rows(task: str) -> list[dict]:
+def published_rows(task: str) -> tuple[list[dict], list[dict]]:
+    """(the task's published numbers as page rows, the references they cite): references numbered once
+    per page in order of first use; each row carries its own source's number and where in it."""
+    numbers = published.load(task)
+    refs: dict[str, dict] = {}
     rows = []
-    for name in baseline_files():
-        b = load_baseline(name).baseline
-        if b.task != task:
-            continue
-        for p in b.published:
-            rows.append(dict(baseline=name, citation=b.citation.text, doi=b.citation.get("doi"),
-                             **OmegaConf.to_container(p)))
-    extra = LEADERBOARDS_DIR / "published.yaml"
-    if extra.is_file():
-        for entry in (OmegaConf.load(extra).get(task) or []):
-            for p in entry.published:
-                rows.append(dict(baseline=f"{entry.name} (published only)", citation=entry.citation.text,
-                                 doi=entry.citation.get("doi"), **OmegaConf.to_container(p)))
-    for i, r in enumerate(rows):
-        r["ref"] = i + 1
-    return rows
+    for p in numbers:
+        if p.source.key not in refs:
+            refs[p.source.key] = dict(ref=len(refs) + 1, key=p.source.key, citation=p.source.citation,
+                                      doi=p.source.doi, arxiv=p.source.arxiv, url=p.source.url)
+        rows.append(dict(number=p, method=p.method, baseline=p.baseline, metric=p.metric, value=p.value,
+                         mode=p.mode, split=p.split, n=p.n, unit=p.unit, size=p.size, same_data=p.same_data,
+                         kind=p.kind, definition=p.definition, ours=p.ours, where=p.where, note=p.note,
+                         ref=refs[p.source.key]["ref"], source=p.source.citation,
+                         reason=published.context_reason(p)))
+    return rows, list(refs.values())
 
 
-def published_for(row: dict, metric: str, published: list[dict]) -> dict | None:
-    """The run's own baseline's published value for ``metric``, same evaluation variant preferred."""
-    cands = [p for p in published if p["baseline"] == row["baseline"] and p["metric"] == metric]
-    same = [p for p in cands if p.get("mode") == row["variant"]]
-    return (same or cands or [None])[0]
+def published_for(row: dict, metric: str, numbers: list[dict]) -> tuple[dict | None, str]:
+    """(the published ``metric`` of the run's own method it may be compared with, or None; and when None,
+    why not): same definition, same protocol, same data, measured, and the run on real data."""
+    cands = [p for p in numbers if p["baseline"] == row["baseline"] and p["metric"] == metric]
+    if not cands:
+        return None, "no published number of this method"
+    reasons = [published.why_not_comparable(p["number"], row["variant"], row["twin"]) for p in cands]
+    for p, why in zip(cands, reasons):
+        if not why:
+            return p, ""
+    same_mode = [w for p, w in zip(cands, reasons) if p["mode"] == (row["variant"] or "standard")]
+    return None, (same_mode or reasons)[0]
 
 
 def run_row(run: Run, spec: TaskSpec) -> dict | None:
@@ -124,13 +127,13 @@ def compare_rows(rows: list[dict], spec: TaskSpec) -> None:
                         cache[key] = _group_comparison(a, b, spec)
                     else:
                         pa, pb, _ = align(a["run"], b["run"])
-                        cache[key] = {c["metric"]: c for c in evaluation.compare(pa, pb, spec, n_resamples=2000)}
+                        cache[key] = {c["metric"]: c for c in evaluation.compare(pa, pb, spec, n_resamples=evaluation.COMPARE_RESAMPLES)}
                 except CardiobenchError:
                     pass
         return cache[key]
 
     for metric in spec.compared:
-        idx, ps = [], []
+        idx, ps, floors = [], [], []
         for i, r in enumerate(rows):
             ref = next((x for x in refs if x["fingerprint"] == r["fingerprint"] and x is not r), None)
             if r in refs and ref is None:
@@ -148,10 +151,11 @@ def compare_rows(rows: list[dict], spec: TaskSpec) -> None:
                 continue
             idx.append(i)
             ps.append(c[metric]["p_value"])
+            floors.append(c[metric].get("p_floor"))
         if ps:
             adjusted, _ = stats.holm(ps)
-            for i, p_raw, p_adj in zip(idx, ps, adjusted):
-                rows[i]["p"][metric] = dict(raw=p_raw, holm=float(p_adj))
+            for i, p_raw, p_adj, floor in zip(idx, ps, adjusted, floors):
+                rows[i]["p"][metric] = dict(raw=p_raw, holm=float(p_adj), floor=floor)
     # Tie group: rows whose main score does not differ significantly from the best row's (Holm).
     best = rows[0] if rows else None
     idx, ps = [], []
@@ -180,6 +184,7 @@ def _group_comparison(a: dict, b: dict, spec: TaskSpec) -> dict:
     """The main score of two rows, one a seed group, by the two-level bootstrap (the other compared
     metrics of a seed group are left to ``cardiobench compare``: each costs a bootstrap of its own)."""
     name = spec.main_score
-    d = seeds.compare_groups(_by_seed(a, spec), _by_seed(b, spec), spec, name, n_resamples=seeds.PAGE_RESAMPLES)
-    return {name: dict(metric=name, diff=d.diff, low=d.low, high=d.high, p_value=d.p_value, per_seed=d.per_seed,
+    d = seeds.compare_groups(_by_seed(a, spec), _by_seed(b, spec), spec, name, n_resamples=seeds.N_RESAMPLES)
+    return {name: dict(metric=name, diff=d.diff, low=d.low, high=d.high, p_value=d.p_value, p_floor=d.p_floor,
+                       per_seed=d.per_seed,
                        test=f"two-level bootstrap, seeds then patients ({d.n_resamples} resamples)")}

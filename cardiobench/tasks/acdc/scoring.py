@@ -21,7 +21,8 @@ MYO_DENSITY = 1.05                          # g/mL: myocardial mass = ED myocard
 CLEAN = ("clean", "none")                   # (artifact, severity) of the uncorrupted rows
 SCORE_COLUMNS = ["dice", "hd95_mm", "hd_mm", "assd_mm", "nsd", "vol_true_ml", "vol_pred_ml", "n_true", "n_pred",
                  "n_inter", "max_dist_mm"]
-ROW_COLUMNS = ["sample_id", "patient_id", "split", "phase", "structure", "artifact", "severity", *SCORE_COLUMNS]
+# group: the patient's ACDC pathology group (Info.cfg), for the per-group tables of the task's subgroups
+ROW_COLUMNS = ["sample_id", "patient_id", "split", "phase", "structure", "artifact", "severity", *SCORE_COLUMNS, "group"]
 INDICES = ("lv_edv_ml", "lv_esv_ml", "lv_ef", "rv_edv_ml", "rv_esv_ml", "rv_ef", "myo_mass_g")
 
 
@@ -39,7 +40,7 @@ def score_rows(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float], sa
         d = sc.as_dict()
         rows.append({"sample_id": sample["sample_id"], "patient_id": sample["patient_id"], "split": sample["split"],
                      "phase": sample["phase"], "structure": name, "artifact": artifact, "severity": severity,
-                     **{c: d[c] for c in SCORE_COLUMNS if c in d}, "max_dist_mm": diag})
+                     **{c: d[c] for c in SCORE_COLUMNS if c in d}, "max_dist_mm": diag, "group": sample.get("group")})
     return rows
 
 

@@ -33,7 +33,9 @@ from . import latents as ct_latents
 from .volumes import VolumeDataset, volume_augmentation
 
 log = logging.getLogger("cardiobench")
-OUTPUT_COLUMNS = ["sample_id", "patient_id", "split", "lvef", "lvef_pred", "aortic_stenosis", "as_prob", "as_threshold"]
+# sex: labels.csv's optional column, for the task's subgroup table (empty where the data has none)
+OUTPUT_COLUMNS = ["sample_id", "patient_id", "split", "lvef", "lvef_pred", "aortic_stenosis", "as_prob", "as_threshold",
+                  "sex"]
 
 
 class UncertaintyWeighted(nn.Module):
@@ -181,7 +183,7 @@ class CTCardiac(Task):
         z, logit = self._shared_outputs(model, extras.eval[split], device, batch, f"predict {split}",
                                         cfg.progress)
         prob = expit(logit)
-        rows = samples.iloc[by[split]][["sample_id", "patient_id", "split", "lvef", "aortic_stenosis"]].copy()
+        rows = samples.iloc[by[split]][["sample_id", "patient_id", "split", "lvef", "aortic_stenosis", "sex"]].copy()
         rows["lvef_pred"] = extras.lvef_mean + extras.lvef_sd * z
         rows["as_prob"], rows["as_threshold"] = prob, threshold
         log.info("aortic stenosis: VAL Youden threshold %.3f", threshold)

@@ -226,6 +226,7 @@ class CTRateZeroShot(Task):
         phrases = OmegaConf.to_container(cfg.zero_shot.phrases, resolve=True) or {}
         rows = samples.iloc[by[split]][["sample_id", "patient_id", "split", *SLUGS]].reset_index(drop=True)
         rows[SLUGS] = rows[SLUGS].astype(int)
+        people = samples.iloc[by[split]][["manufacturer", "sex", "age"]].reset_index(drop=True)  # subgroups
         report: dict = {"temperature": temperature, "primary_prompts": str(cfg.zero_shot.prompts), "labels": {}}
         for family in zero_shot.PROMPTS:
             prompts = self._prompt_embeddings(model, data.extras.tokenizer, family, phrases,
@@ -253,6 +254,7 @@ class CTRateZeroShot(Task):
                               "whole-image (global) embedding")
         run.write_artifact("zero_shot.json", json.dumps(report, indent=1) + "\n")
         self._write_overlays(run, data, int(cfg.overlays), str(cfg.organs.groups), str(cfg.organs.mask_ids))
+        rows[people.columns] = people  # last: the scanner's vendor, sex and age, for the page's subgroups
         order = ["sample_id", "patient_id", "split"]
         return rows[order + [c for c in rows.columns if c not in order]]
 

@@ -67,7 +67,7 @@ def slug(label: str) -> str:
 
 COLUMNS = ["sample_id", "patient_id", "scan_id", "split", "folder", "path", "image", "mask", "mask_ids",
            "spacing_x", "spacing_y", "spacing_z", "rescale_slope", "rescale_intercept", "has_report",
-           *[slug(label) for label in LABELS]]
+           *[slug(label) for label in LABELS], "manufacturer", "sex", "age"]
 
 
 # ----------------------------------------------------------------------------- names and folders
@@ -205,6 +205,32 @@ def _metadata(root: Path, key: str, volumes: Mapping[str, Path]) -> tuple[dict[s
     return out, problems
 
 
+def _age_years(text: str) -> float:
+    """DICOM's age string ("057Y", "006M") or a plain number, in years; NaN when unreadable."""
+    t = str(text or "").strip().upper()
+    scale = {"Y": 1.0, "M": 1 / 12, "W": 1 / 52, "D": 1 / 365}.get(t[-1:], None)
+    try:
+        return float(t[:-1]) * scale if scale else float(t)
+    except ValueError:
+        return float("nan")
+
+
+def _demographics(root: Path, key: str) -> dict[str, dict]:
+    """Manufacturer, sex (M/F) and age in years per VolumeName from the metadata CSV, where it has them
+    (a release without these columns simply gives none: they only feed the page's subgroup tables)."""
+    try:
+        df = read_metadata(root, key)
+    except DataError:
+        return {}
+    out = {}
+    for r in df.to_dict("records"):
+        sex = str(r.get("PatientSex") or "").strip().upper()[:1]
+        out[r["VolumeName"]] = {"manufacturer": str(r.get("Manufacturer") or "").strip() or None,
+                                "sex": sex if sex in ("M", "F") else None,
+                                "age": _age_years(r.get("PatientAge"))}
+    return out
+
+
 def _reports_listed(root: Path, key: str, volumes: Mapping[str, Path], folder: str) -> tuple[set[str], list[Problem]]:
     rel = REPORTS[key]
     try:
@@ -240,6 +266,7 @@ def _split_rows(root: Path, key: str, folder: Path, mask_ids: str) -> tuple[list
     problems += p
     labels, p = _labels(root, key, volumes, folder.name)
     problems += p
+    people = _demographics(root, key)
     rows = []
     for name, path in volumes.items():
         if name not in meta:
@@ -250,7 +277,8 @@ def _split_rows(root: Path, key: str, folder: Path, mask_ids: str) -> tuple[list
                      "image": rel_path(path, root), "mask": rel_path(mask, root) if mask.is_file() else None,
                      "mask_ids": mask_ids, "spacing_x": cal.spacing[0], "spacing_y": cal.spacing[1],
                      "spacing_z": cal.spacing[2], "rescale_slope": cal.slope, "rescale_intercept": cal.intercept,
-                     "has_report": name in reported, **{slug(c): np.nan for c in LABELS}, **labels.get(name, {})})
+                     "has_report": name in reported, **{slug(c): np.nan for c in LABELS}, **labels.get(name, {}),
+                     **people.get(name, {"manufacturer": None, "sex": None, "age": np.nan})})
     return rows, problems
 
 
@@ -394,7 +422,8 @@ def verify(root: str | os.PathLike, decode: bool = True, progress: bool = True, 
 
 # ----------------------------------------------------------------------------- registration
 
-TWIN_VERSION = 4  # bump when the twin (twin.py, the phantom/ package) changes: its cache key
+TWIN_VERSION = 5  # bump when the twin (twin.py, the phantom/ package) changes: its cache key
+#                   (v5: PatientSex, PatientAge and Manufacturer in the metadata, as CT-RATE's)
 PAPER_IMAGE = ctrate_preprocess.PAPER_IMAGE
 preprocess_config = ctrate_preprocess.preprocess_config
 preprocess = ctrate_preprocess.preprocess

@@ -58,6 +58,20 @@ def plan(n: int, seed: int) -> list[tuple]:
     return jobs
 
 
+MANUFACTURERS = ("SIEMENS", "Philips", "PNMS", "TOSHIBA")  # as CT-RATE's metadata spells its vendors
+
+
+def demographics(seq: np.random.SeedSequence, scan_index: int) -> tuple[str, str, str]:
+    """(PatientSex, PatientAge as DICOM writes it, e.g. "057Y", Manufacturer) of a twin scan: sex and age
+    per patient (every scan of a patient agrees), the scanner's vendor per scan. Metadata only, drawn from
+    streams of their own: the volumes, reports and labels do not depend on them."""
+    person = np.random.default_rng(np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, 11)))
+    sex = "M" if person.random() < 0.55 else "F"
+    age = int(np.clip(np.round(person.normal(56, 15)), 18, 95))
+    scanner = np.random.default_rng(np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, 12, scan_index)))
+    return sex, f"{age:03d}Y", MANUFACTURERS[int(scanner.integers(0, len(MANUFACTURERS)))]
+
+
 def _twin_scan(args) -> dict:
     from . import phantom as cph
 
@@ -66,6 +80,7 @@ def _twin_scan(args) -> dict:
     report_rng = np.random.default_rng(np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, 7, scan_index)))
     sections, truth = cph.report(labels, vols[0].quantities, design, report_rng, vols[0].spacing[2])
     out = {"meta": [], "reports": [], "labels": [], "sentences": {}, "measurements": []}
+    sex, age, manufacturer = demographics(seq, scan_index)
     scan_dir = Path(folder) / split / f"{split}_{pid}" / f"{split}_{pid}_{letter}"
     scan_dir.mkdir(parents=True, exist_ok=True)
     for r, v in enumerate(vols, start=1):
@@ -74,7 +89,7 @@ def _twin_scan(args) -> dict:
         nifti.write(scan_dir / name, stored, v.affine, v.spacing, slope_inter=(1.0, INTERCEPT))
         nifti.write(Path(folder) / MASKS / name, v.labels, v.affine, v.spacing)
         sx, sy, sz = v.spacing
-        out["meta"].append({"VolumeName": name, "Manufacturer": "cardiobench twin",
+        out["meta"].append({"VolumeName": name, "Manufacturer": manufacturer, "PatientSex": sex, "PatientAge": age,
                             "ConvolutionKernel": KERNELS[v.rec.kernel], "Rows": v.hu.shape[1],
                             "Columns": v.hu.shape[0], "NumberofSlices": v.hu.shape[2],
                             "SliceThickness": sz, "XYSpacing": f"[{sx:g}, {sy:g}]", "ZSpacing": sz,

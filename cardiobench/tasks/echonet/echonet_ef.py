@@ -1,7 +1,8 @@
 """Task echonet_ef: ejection fraction regression from apical-4-chamber echo video.
 
 Protocol: train on TRAIN, keep the epoch with the lowest VAL loss, predict TEST in each evaluation
-mode of ``eval.modes`` (the first is primary): one seeded random clip (``single_clip``, optionally
+mode of ``eval.modes`` (the first is primary): the clip at frame 0 (``first_clip``, the published
+single-clip protocol), one seeded random clip (``single_clip``, optionally
 MC-dropout), the mean over all clips (``all_clips``), or beat by beat from an ``echonet_seg`` run's
 area curves (``beat_by_beat``). EchoNet-Dynamic has one video per patient, so ``patient_id`` is the
 video's FileName unless the data says otherwise. Metrics, figures and the external-predictions
@@ -31,7 +32,7 @@ from ...train import predict, train_config
 from ..base import Task, TaskData, register_task
 from .clips import EchoClips, intensity_stats
 from .data import prepare_echo
-from .inference import predict_all_clips, predict_beats, segmentation_sizes
+from .inference import predict_all_clips, predict_beats, predict_first_clip, segmentation_sizes
 
 log = logging.getLogger("cardiobench")
 
@@ -93,6 +94,9 @@ class EchoNetEF(Task):
                 if mc:
                     table["EF_pred_std"] = out[1][:, 0].astype(float)  # MC-dropout predictive SD over `mc` passes
                     table["mc_passes"] = mc
+            elif mode == "first_clip":
+                table["EF_pred"] = map_shards(lambda idx: predict_first_clip(
+                    model, test.videos_at(idx), tcfg, cfg.eval.clip_batch), len(test))
             elif mode == "all_clips":
                 table["EF_pred"] = map_shards(lambda idx: predict_all_clips(
                     model, test.videos_at(idx), tcfg, cfg.eval.all_clips_stride, cfg.eval.clip_batch), len(test))
@@ -102,7 +106,7 @@ class EchoNetEF(Task):
                     continue
             else:
                 raise DataError(f"eval mode {mode!r} is not available for echonet_ef "
-                                f"(single_clip, all_clips, beat_by_beat)")
+                                f"(single_clip, first_clip, all_clips, beat_by_beat)")
             tables.append(table)
         out = pd.concat(tables, ignore_index=True)
         first = ["sample_id", "patient_id", "split", "EF", "EF_pred"]

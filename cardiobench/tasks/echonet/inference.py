@@ -52,6 +52,22 @@ def predict_all_clips(model: torch.nn.Module, ds: EchoClips, tcfg: TrainConfig, 
     return out
 
 
+@torch.no_grad()
+def predict_first_clip(model: torch.nn.Module, ds: EchoClips, tcfg: TrainConfig, batch: int = 16) -> np.ndarray:
+    """The prediction from the clip starting at frame 0 of each video: EchoNet-Dynamic's single-clip
+    protocol as published (its analysis keeps the clip with start 0, ``data$V2 == 0``)."""
+    from tqdm.auto import tqdm
+
+    model.eval()
+    device = torch.device(tcfg.device)
+    out = np.empty(len(ds))
+    for j in tqdm(range(0, len(ds), batch), desc="predict TEST (first clip)", leave=False,
+                  disable=not tcfg.progress, unit="batch"):
+        x = torch.stack([ds.clip(v, 0) for v in ds.videos[j:j + batch]]).to(device)
+        out[j:j + len(x)] = model(x).float().reshape(len(x), -1)[:, 0].cpu().numpy()
+    return out
+
+
 def segmentation_sizes(cfg: DictConfig, source: DataSource) -> tuple[Path, pd.DataFrame] | None:
     """(run folder, size.csv) of the segmentation run whose LV area curves drive beat-by-beat EF.
 
