@@ -266,8 +266,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     if not 0 < args.level < 1:
         raise CardiobenchError(f"--level must lie between 0 and 1 (e.g. 0.95), not {args.level}")
-    if args.n_resamples < 1:
-        raise CardiobenchError(f"--n-resamples must be >= 1 (e.g. 9999), not {args.n_resamples}")
+    least = int(-(-2 // (1 - args.level))) + 1  # a (1 - level)/2 tail needs this many resamples to exist
+    if args.n_resamples < least:
+        raise CardiobenchError(f"--n-resamples must be at least {least} for a {args.level:.0%} interval "
+                               f"(e.g. 9999), not {args.n_resamples}")
     ga, gb = seed_group(args.run_a), seed_group(args.run_b)
     if len(ga) == 1 and len(gb) == 1:
         a, b = ga[0], gb[0]

@@ -97,6 +97,9 @@ def _references(path: Path, data: dict) -> dict[str, Reference]:
             raise CardiobenchError(f"{where}: needs a doi, an arxiv id or a url")
         if r.get("url") and not str(r["url"]).startswith(("https://", "http://")):
             raise CardiobenchError(f"{where}: url must start with https:// or http://, not {str(r['url'])[:40]!r}")
+        for field in ("doi", "arxiv", "url"):
+            if r.get(field) is not None and not isinstance(r[field], str):
+                raise CardiobenchError(f"{where}: {field} must be quoted text (YAML read {r[field]!r}, a number)")
         out[key] = Reference(key, " ".join(str(r["citation"]).split()), r.get("doi"), r.get("arxiv"), r.get("url"))
     return out
 
@@ -145,7 +148,9 @@ def _load_file(path: Path) -> tuple[PublishedNumber, ...]:
     out = []
     for task, methods in (data.get("tasks") or {}).items():
         if task not in known:
-            continue  # a task of an include folder that is not on the path now
+            if path == PUBLISHED_FILE:
+                raise CardiobenchError(f"{path}: tasks.{task}: no such task (known: {', '.join(sorted(known))})")
+            continue  # an include folder's task whose folder is not on the path now
         definitions = (data.get("definitions") or {}).get(task) or {}
         for i, method in enumerate(methods or []):
             if not isinstance(method, dict) or not method.get("numbers"):

@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from . import evaluation, stats
 from .alignment import align_predictions
+from .errors import CardiobenchError
 from .evaluation.metrics import Context, get_metric
 from .spec import TaskSpec
 
@@ -157,6 +158,9 @@ def compare_groups(a: dict[int, pd.DataFrame], b: dict[int, pd.DataFrame], spec:
     rep = _replicates([ta, tb], spec, metric, n_resamples, seed)
     mean_a, mean_b = float(np.mean(list(va.values()))), float(np.mean(list(vb.values())))
     # interval and p from the same replicates by test inversion (percentile rule; p never below its floor)
-    inv = stats.invert(mean_a - mean_b, rep[:, 0] - rep[:, 1], "percentile", level)
+    try:
+        inv = stats.invert(mean_a - mean_b, rep[:, 0] - rep[:, 1], "percentile", level)
+    except ValueError as exc:  # too few usable replicates, or an undefined mean: one line, never a traceback
+        raise CardiobenchError(f"{metric}: no two-level bootstrap comparison ({exc})") from None
     return GroupDiff(mean_a, mean_b, mean_a - mean_b, inv.low, inv.high, inv.p_value,
                      {s: va[s] - vb[s] for s in seeds_a if s in vb}, level, n_resamples, inv.p_floor)

@@ -4,7 +4,11 @@ each with its interval, and a test of heterogeneity across the subgroups. Torch-
 Heterogeneity: Cochran's Q over the subgroups' estimates weighted by 1 / SE², with SE taken from each
 subgroup's interval (its width / (2 z)); p from the chi-squared distribution with k - 1 degrees of
 freedom, and I² = max(0, (Q - df) / Q) (Higgins & Thompson 2002). A subgroup whose score cannot be
-computed (too few patients, one class) is listed with the reason and left out of the test.
+computed (too few patients, one class) is listed with the reason and left out of the test. Q takes the
+subgroups as independent samples: where one patient falls in several (CT-RATE's scanner vendor is per
+scan) or a subgroup has few patients, it overstates the evidence, and the table says so. A macro score
+(CT-RATE's macro AUC) averages, in each subgroup, the labels that subgroup has both classes of: its note
+lists the labels left out.
 """
 from __future__ import annotations
 
@@ -85,9 +89,18 @@ def subgroup_table(pred: pd.DataFrame, spec: TaskSpec, sub: SubgroupSpec, level:
               for v in order if (labels.astype(str) == v).any()]
     unknown = int(rows.loc[labels.isna(), spec.cluster].astype(str).nunique())
     out = {**base, "levels": levels, **heterogeneity(levels, level)}
+    cautions = []
     if levels and min(r["n"] for r in levels) < FEW:
-        out["caution"] = (f"some subgroups have fewer than {FEW} patients: their intervals are rough, and the test "
-                          f"of heterogeneity (which takes them at face value) overstates the evidence")
+        cautions.append(f"some subgroups have fewer than {FEW} patients: their intervals are rough, and the test "
+                        f"of heterogeneity (which takes them at face value) overstates the evidence")
+    known = rows.loc[labels.notna()]
+    shared = known.groupby(known[spec.cluster].astype(str))[sub.column].nunique() if len(known) else pd.Series([], dtype=int)
+    if (shared > 1).any():
+        cautions.append(f"{int((shared > 1).sum())} patient(s) fall in more than one subgroup (the column varies "
+                        f"between their rows), so the subgroups are not independent and the test overstates "
+                        f"the evidence")
+    if cautions:
+        out["caution"] = "; ".join(cautions)
     if unknown:
         out["unknown"] = unknown
     return out

@@ -64,6 +64,7 @@ def _env() -> Environment:
     js, digest = page_script()
     env.globals.update(script=Markup(js), script_hash=digest)  # Markup: our file, inserted verbatim
     env.filters["p"] = lambda p: format_p(p.get("raw"), p.get("floor")) if isinstance(p, dict) else format_p(p)
+    env.filters["p_holm"] = lambda p: format_p(p["holm"], p.get("holm_floor"))
     return env
 
 

@@ -155,7 +155,10 @@ def compare_rows(rows: list[dict], spec: TaskSpec) -> None:
         if ps:
             adjusted, _ = stats.holm(ps)
             for i, p_raw, p_adj, floor in zip(idx, ps, adjusted, floors):
-                rows[i]["p"][metric] = dict(raw=p_raw, holm=float(p_adj), floor=floor)
+                # a raw p at its floor is an upper bound; so is its Holm adjustment ("< x" on the page)
+                at_floor = floor is not None and p_raw <= floor * (1 + 1e-9)
+                rows[i]["p"][metric] = dict(raw=p_raw, holm=float(p_adj), floor=floor,
+                                            holm_floor=float(p_adj) if at_floor else None)
     # Tie group: rows whose main score does not differ significantly from the best row's (Holm).
     best = rows[0] if rows else None
     idx, ps = [], []

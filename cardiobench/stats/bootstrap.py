@@ -421,9 +421,10 @@ def paired_bootstrap_diff(metric: str | Callable | SumStatistic, y_true: Sequenc
     """CI of ``metric(y, a) - metric(y, b)`` from one joint resampling of (patients of) the same samples.
 
     The interval and the p-value come from one set of replicates by test inversion
-    (:func:`cardiobench.stats.inversion.invert`): the ``level`` interval excludes 0 exactly when
-    p < 1 - level, so the CI and the test never disagree. ``alternative="greater"``
-    (H1: a - b > 0) and ``"less"`` are the one-sided versions.
+    (:func:`cardiobench.stats.inversion.invert`): the two-sided ``level`` interval excludes 0 exactly
+    when the two-sided p < 1 - level, so the CI and the test never disagree. ``alternative="greater"``
+    (H1: a - b > 0) and ``"less"`` give one-sided p-values (``p_two_sided`` keeps the two-sided one);
+    the interval stays two-sided.
     """
     y, a, b = check_arrays(y_true, pred_a, pred_b, names=["y_true", "pred_a", "pred_b"])
     return paired_bootstrap_diff_rows(metric, (y, a), (y, b), groups=groups, level=level,

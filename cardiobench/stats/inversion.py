@@ -18,6 +18,8 @@ extreme replicate whose tail is still at least ``(1 - L) / 2``.
 
 The two-sided p is twice the smaller one-sided tail, so it is never below ``2 / (B + 1)``
 (one-sided: ``1 / (B + 1)``): ``p_floor``. A p at the floor means "below what B resamples resolve".
+The agreement is with a decimal alpha (0.05: a p of exactly 0.05 is not below it, and its interval
+keeps 0); a one-sided p agrees with the one-sided bound of a two-sided interval at level 1 - 2 alpha.
 """
 from __future__ import annotations
 
@@ -53,6 +55,8 @@ def bca_constants(estimate: float, replicates: np.ndarray, jackknife: np.ndarray
     z0 = float(ndtri(share))
     if jackknife is None:
         return z0, 0.0
+    if not np.all(np.isfinite(jackknife)):  # a leave-one-out without a value: the acceleration is undefined
+        return z0, float("nan")
     dev = jackknife.mean() - jackknife
     den = float((dev ** 2).sum())
     return z0, float((dev ** 3).sum() / (6 * den ** 1.5)) if den > 0 else 0.0
@@ -75,7 +79,8 @@ def _tail_maps(estimate: float, r: np.ndarray, method: str, level: float,
         return (*identity, method, "")
     z0, acc = bca_constants(estimate, r, jackknife)
     if not np.isfinite(z0) or not np.isfinite(acc):
-        why = "every replicate lies on one side of the estimate" if not np.isfinite(z0) else "the jackknife is undefined"
+        why = ("every replicate lies on one side of the estimate" if not np.isfinite(z0)
+               else "a leave-one-out value is undefined")
         return (*identity, "percentile", f"BCa undefined ({why}): percentile interval")
 
     def lower(q):
@@ -106,6 +111,8 @@ def invert(estimate: float, replicates: np.ndarray, method: str = "percentile", 
         raise ValueError(f"method must be 'bca', 'percentile' or 'basic', not {method!r}")
     if alternative not in ("two-sided", "greater", "less"):
         raise ValueError(f"alternative must be 'two-sided', 'greater' or 'less', not {alternative!r}")
+    if not np.isfinite(estimate):
+        raise ValueError(f"the estimate is {estimate}: no interval or test")
     r = np.sort(np.asarray(replicates, dtype=float)[np.isfinite(replicates)])
     b = len(r)
     a = (1 - level) / 2

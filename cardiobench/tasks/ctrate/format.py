@@ -223,7 +223,7 @@ def _demographics(root: Path, key: str) -> dict[str, dict]:
     except DataError:
         return {}
     out = {}
-    for r in df.to_dict("records"):
+    for r in df.drop_duplicates("VolumeName", keep="first").to_dict("records"):  # as _metadata: the first row
         sex = str(r.get("PatientSex") or "").strip().upper()[:1]
         out[r["VolumeName"]] = {"manufacturer": str(r.get("Manufacturer") or "").strip() or None,
                                 "sex": sex if sex in ("M", "F") else None,

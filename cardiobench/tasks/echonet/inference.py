@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 
 from ...data.source import DataSource
 from ...errors import DataError
-from ...train import TrainConfig
+from ...train import TrainConfig, amp_setting
 from .clips import EchoClips
 from .format import normalize_id
 
@@ -60,11 +60,13 @@ def predict_first_clip(model: torch.nn.Module, ds: EchoClips, tcfg: TrainConfig,
 
     model.eval()
     device = torch.device(tcfg.device)
+    use_amp, amp_dtype = amp_setting(tcfg)  # the precision single_clip predicts in
     out = np.empty(len(ds))
     for j in tqdm(range(0, len(ds), batch), desc="predict TEST (first clip)", leave=False,
                   disable=not tcfg.progress, unit="batch"):
         x = torch.stack([ds.clip(v, 0) for v in ds.videos[j:j + batch]]).to(device)
-        out[j:j + len(x)] = model(x).float().reshape(len(x), -1)[:, 0].cpu().numpy()
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+            out[j:j + len(x)] = model(x).float().reshape(len(x), -1)[:, 0].cpu().numpy()
     return out
 
 
