@@ -17,6 +17,9 @@ import pytest
 
 from .conftest import _WORKDIR, cli
 
+# behind -m slow to keep the default run inside its budget (two-rank torchrun trainings, about 45 s); .ci/run runs it
+pytestmark = pytest.mark.slow
+
 COMMON = ["--task", "echonet_ef", "--profile", "tiny", "progress=false", "report=false", "profile.threads=1",
           "train.epochs=4"]
 TOLERANCE = 0.5  # EF points: echonet_ef's gate tolerance (cardiobench/tasks/echonet/echonet_ef.yaml)

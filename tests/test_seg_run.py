@@ -102,7 +102,7 @@ def test_beat_by_beat_uses_the_segmentation_curves(seg_run, bad_tracings, cache_
     proc = cli("run", "--task", "echonet_ef", "--run-dir", str(other), f"data.root={root}", *tiny,
                "eval.segmentation_run=null", cache=cache_dir, check=True)
     assert "beat_by_beat skipped" in proc.stderr
-    assert list(pd.read_csv(other / "predictions.csv")["mode"].unique()) == ["single_clip", "all_clips"]
+    assert list(pd.read_csv(other / "predictions.csv")["mode"].unique()) == ["single_clip", "first_clip", "all_clips"]
 
 
 def test_leaderboard_page_draws_the_segmentation(seg_run, tmp_path):

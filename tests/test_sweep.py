@@ -13,6 +13,9 @@ import pytest
 
 from .conftest import cli
 
+# behind -m slow to keep the default run inside its budget (the launchers' sweeps, about 50 s); .ci/run runs it
+pytestmark = pytest.mark.slow
+
 TINY = ["--task", "echonet_ef", "--profile", "tiny", "progress=false", "profile.threads=1"]
 
 
