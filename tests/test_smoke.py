@@ -60,7 +60,7 @@ def test_segmentation_smoke_learns(smoke_runs):
 def test_ef_smoke_learns_in_every_mode(smoke_runs):
     d = smoke_runs["echonet_ef"]
     everything = pd.read_csv(d / "predictions.csv")
-    assert list(everything["mode"].unique()) == ["single_clip", "all_clips", "beat_by_beat"]
+    assert list(everything["mode"].unique()) == ["single_clip", "first_clip", "all_clips", "beat_by_beat"]
     pred = everything[everything["mode"] == "single_clip"]
     mae = (pred.EF - pred.EF_pred).abs().mean()
     mean_mae = (pred.EF - pred.EF.mean()).abs().mean()
