@@ -166,16 +166,23 @@ def load(task: str | None = None) -> list[PublishedNumber]:
     return [p for p in numbers if task is None or p.task == task]
 
 
-def why_not_comparable(number: PublishedNumber, variant: str, twin: bool) -> str:
-    """"" when a run of ``variant`` (on a twin or real data) may be compared with ``number``; else the reason."""
-    if twin:
-        return "synthetic twin: never compared with a paper's number"
+def _never(number: PublishedNumber) -> str:
+    """The reasons that hold for every run: not measured, another definition, other data ("" if none)."""
     if number.kind != "measured":
         return "projection, not measured"
     if not number.ours:
         return "other definition"
     if not number.same_data:
         return "other data"
+    return ""
+
+
+def why_not_comparable(number: PublishedNumber, variant: str, twin: bool) -> str:
+    """"" when a run of ``variant`` (on a twin or real data) may be compared with ``number``; else the reason."""
+    if twin:
+        return "synthetic twin: never compared with a paper's number"
+    if _never(number):
+        return _never(number)
     if number.mode != (variant or "standard"):
         return f"other protocol ({number.mode}; this run: {variant or 'standard'})"
     return ""
@@ -184,12 +191,8 @@ def why_not_comparable(number: PublishedNumber, variant: str, twin: bool) -> str
 def context_reason(number: PublishedNumber) -> str:
     """Why a number can never be compared with a run, whatever the run ("" when some run could be)."""
     spec = load_task(number.task)
-    if number.kind != "measured":
-        return "projection, not measured"
-    if not number.ours:
-        return "other definition"
-    if not number.same_data:
-        return "other data"
+    if _never(number):
+        return _never(number)
     if spec.modes and number.mode not in spec.protocols or not spec.variant and number.mode != "standard":
         return f"other protocol ({number.mode})"
     return ""
